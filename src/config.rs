@@ -1,0 +1,353 @@
+//! Configuration, from environment variables only: the one mechanism that wasmtime (`--env`),
+//! Spin (`[component.x.environment]`, `spin up -e`) and the jco shim (`WASIShim` env) all pass through.
+//!
+//! Missing *required* values are reported where they are needed (an API-key caller does not need
+//! the publishable key); malformed values are reported up front. Messages name the variable,
+//! never its value.
+
+use base64::Engine as _;
+
+pub const DEFAULT_BACKEND_API_URL: &str = "https://api.wacht.dev";
+pub const DEFAULT_GATEWAY_URL: &str = "https://gateway.wacht.dev";
+pub const DEFAULT_REQUIRED_PERMISSIONS: &str = "deployment:read";
+pub const DEFAULT_GATEWAY_PERMISSIONS: &str = "user:read";
+pub const DEFAULT_CLOCK_SKEW_SECS: u64 = 5;
+pub const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 10_000;
+
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("{0} is not set")]
+    Missing(&'static str),
+    #[error(
+        "{0} is not a valid publishable key (pk_test_/pk_live_ followed by base64 of an http(s) URL)"
+    )]
+    PublishableKey(&'static str),
+    #[error("{0} is not an http(s) URL without query or fragment")]
+    Url(&'static str),
+    #[error("{0} must be a whole number between {1} and {2}")]
+    Number(&'static str, u64, u64),
+    #[error("{0} must list at least one permission")]
+    EmptyList(&'static str),
+}
+
+/// An http(s) base URL split into what an outgoing request needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseUrl {
+    pub https: bool,
+    /// `host[:port]`, lowercased host.
+    pub authority: String,
+    /// Path prefix without a trailing slash ("" for the root).
+    pub path: String,
+}
+
+impl BaseUrl {
+    pub fn parse(raw: &str) -> Option<BaseUrl> {
+        let (https, rest) = if let Some(r) = strip_prefix_ignore_case(raw, "https://") {
+            (true, r)
+        } else if let Some(r) = strip_prefix_ignore_case(raw, "http://") {
+            (false, r)
+        } else {
+            return None;
+        };
+        if rest.contains(['?', '#', '@', ' ', '\\']) {
+            return None;
+        }
+        let (authority, path) = match rest.find('/') {
+            Some(i) => rest.split_at(i),
+            None => (rest, ""),
+        };
+        if authority.is_empty() || !authority.chars().all(is_authority_char) {
+            return None;
+        }
+        if let Some((host, port)) = authority.rsplit_once(':') {
+            if host.is_empty() || port.parse::<u16>().is_err() {
+                return None;
+            }
+        }
+        Some(BaseUrl {
+            https,
+            authority: authority.to_ascii_lowercase(),
+            path: path.trim_end_matches('/').to_string(),
+        })
+    }
+
+    /// The origin, as `iss` carries it: `https://host[:port]`.
+    pub fn origin(&self) -> String {
+        format!("{}://{}", self.scheme(), self.authority)
+    }
+
+    pub fn scheme(&self) -> &'static str {
+        if self.https { "https" } else { "http" }
+    }
+}
+
+fn is_authority_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']' | '_')
+}
+
+fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| s.get(prefix.len()..))
+        .flatten()
+}
+
+/// The frontend API origin encoded in a publishable key:
+/// `pk_test_`/`pk_live_` + standard base64 (padding optional) of `https://<host>`, no trailing `$`.
+pub fn frontend_api_from_publishable_key(key: &str) -> Option<BaseUrl> {
+    let encoded = key
+        .strip_prefix("pk_test_")
+        .or_else(|| key.strip_prefix("pk_live_"))?;
+    let encoded = encoded.trim_end_matches('=');
+    let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(encoded)
+        .ok()?;
+    let url = std::str::from_utf8(&bytes).ok()?;
+    let mut base = BaseUrl::parse(url)?;
+    // The issuer is the origin: path (and any trailing slash) is not part of it.
+    base.path.clear();
+    Some(base)
+}
+
+/// Everything the handler reads from the environment, validated.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Config {
+    api_key: Option<String>,
+    frontend_api: Result<BaseUrl, ConfigError>,
+    pub backend_api: BaseUrl,
+    pub gateway: BaseUrl,
+    /// Inline JWKS (`WACHT_JWKS`): verify sessions without fetching keys.
+    pub inline_jwks: Option<String>,
+    /// `protect({ permission })`: ANY of these suffices.
+    pub required_permissions: Vec<String>,
+    /// Sent to the gateway as `required_permissions`: ALL are required.
+    pub gateway_permissions: Vec<String>,
+    pub required_organization: Option<String>,
+    pub required_workspace: Option<String>,
+    pub clock_skew_secs: u64,
+    pub upstream_timeout_ms: u64,
+}
+
+// Hand-written so that the API key can never reach a log through `{:?}`.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("frontend_api", &self.frontend_api)
+            .field("backend_api", &self.backend_api)
+            .field("gateway", &self.gateway)
+            .field("inline_jwks", &self.inline_jwks.is_some())
+            .field("required_permissions", &self.required_permissions)
+            .field("gateway_permissions", &self.gateway_permissions)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Config {
+    /// Builds the configuration from `(name, value)` pairs (the process environment in the
+    /// component; a literal list in tests). Empty values count as unset.
+    pub fn from_vars<I, K, V>(vars: I) -> Result<Config, ConfigError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let mut get = std::collections::HashMap::new();
+        for (k, v) in vars {
+            let (k, v) = (k.as_ref(), v.as_ref().trim());
+            if k.starts_with("WACHT_") && !v.is_empty() {
+                get.insert(k.to_string(), v.to_string());
+            }
+        }
+        let var = |name: &str| get.get(name).cloned();
+
+        let url = |name: &'static str, default: &str| -> Result<BaseUrl, ConfigError> {
+            BaseUrl::parse(&var(name).unwrap_or_else(|| default.to_string()))
+                .ok_or(ConfigError::Url(name))
+        };
+        let number = |name: &'static str, default: u64, min: u64, max: u64| match var(name) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (min..=max).contains(n))
+                .ok_or(ConfigError::Number(name, min, max)),
+        };
+        let list = |name: &'static str, default: &str| -> Result<Vec<String>, ConfigError> {
+            let raw = var(name).unwrap_or_else(|| default.to_string());
+            let items: Vec<String> = raw
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect();
+            if items.is_empty() {
+                Err(ConfigError::EmptyList(name))
+            } else {
+                Ok(items)
+            }
+        };
+
+        let frontend_api = match var("WACHT_PUBLISHABLE_KEY") {
+            None => Err(ConfigError::Missing("WACHT_PUBLISHABLE_KEY")),
+            Some(pk) => frontend_api_from_publishable_key(&pk)
+                .ok_or(ConfigError::PublishableKey("WACHT_PUBLISHABLE_KEY")),
+        };
+        // A malformed key is a deployment mistake: report it on every request, not only on
+        // session requests, so it cannot hide behind API-key traffic.
+        if let Err(e @ ConfigError::PublishableKey(_)) = &frontend_api {
+            return Err(e.clone());
+        }
+
+        Ok(Config {
+            api_key: var("WACHT_API_KEY"),
+            frontend_api,
+            backend_api: url("WACHT_BACKEND_API_URL", DEFAULT_BACKEND_API_URL)?,
+            gateway: url("WACHT_GATEWAY_URL", DEFAULT_GATEWAY_URL)?,
+            inline_jwks: var("WACHT_JWKS"),
+            required_permissions: list("WACHT_REQUIRED_PERMISSIONS", DEFAULT_REQUIRED_PERMISSIONS)?,
+            gateway_permissions: list("WACHT_GATEWAY_PERMISSIONS", DEFAULT_GATEWAY_PERMISSIONS)?,
+            required_organization: var("WACHT_REQUIRED_ORGANIZATION"),
+            required_workspace: var("WACHT_REQUIRED_WORKSPACE"),
+            clock_skew_secs: number("WACHT_CLOCK_SKEW_SECS", DEFAULT_CLOCK_SKEW_SECS, 0, 300)?,
+            upstream_timeout_ms: number(
+                "WACHT_UPSTREAM_TIMEOUT_MS",
+                DEFAULT_UPSTREAM_TIMEOUT_MS,
+                1,
+                120_000,
+            )?,
+        })
+    }
+
+    /// The backend API key; required for every successful request.
+    pub fn api_key(&self) -> Result<&str, ConfigError> {
+        self.api_key
+            .as_deref()
+            .ok_or(ConfigError::Missing("WACHT_API_KEY"))
+    }
+
+    /// The frontend API (JWT issuer, JWKS host); required for session auth only.
+    pub fn frontend_api(&self) -> Result<&BaseUrl, ConfigError> {
+        self.frontend_api.as_ref().map_err(Clone::clone)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn pk(url: &str) -> String {
+        format!(
+            "pk_test_{}",
+            base64::engine::general_purpose::STANDARD.encode(url)
+        )
+    }
+
+    #[test]
+    fn publishable_key_decodes_to_the_origin() {
+        let base =
+            frontend_api_from_publishable_key("pk_live_aHR0cHM6Ly9mcm9udGVuZC5leGFtcGxlLmNvbQ==")
+                .unwrap();
+        assert_eq!(base.origin(), "https://frontend.example.com");
+        // Padding optional, host lowercased, path and trailing slash dropped.
+        let key = pk("https://Frontend.Example.com/some/path/");
+        let key = key.trim_end_matches('=');
+        assert_eq!(
+            frontend_api_from_publishable_key(key).unwrap().origin(),
+            "https://frontend.example.com"
+        );
+        assert_eq!(
+            frontend_api_from_publishable_key(&pk("http://127.0.0.1:8081"))
+                .unwrap()
+                .origin(),
+            "http://127.0.0.1:8081"
+        );
+    }
+
+    #[test]
+    fn bad_publishable_keys_are_rejected() {
+        for key in [
+            "",
+            "pk_prod_aHR0cHM6Ly9hLmNvbQ",
+            "sk_test_aHR0cHM6Ly9hLmNvbQ",
+            "pk_test_!!!",
+            &pk("ftp://frontend.example.com"),
+            &pk("frontend.example.com"),
+            &pk("https://"),
+            &pk("https://a.com?x=1"),
+            &pk("https://user@a.com"),
+            &pk("https://a.com:99999"),
+        ] {
+            assert!(
+                frontend_api_from_publishable_key(key).is_none(),
+                "accepted {key:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn defaults_apply_and_missing_values_surface_where_needed() {
+        let cfg = Config::from_vars([("WACHT_API_KEY", "sk_x")]).unwrap();
+        assert_eq!(cfg.api_key().unwrap(), "sk_x");
+        assert_eq!(cfg.backend_api.origin(), "https://api.wacht.dev");
+        assert_eq!(cfg.gateway.origin(), "https://gateway.wacht.dev");
+        assert_eq!(cfg.required_permissions, vec!["deployment:read"]);
+        assert_eq!(cfg.gateway_permissions, vec!["user:read"]);
+        assert_eq!(cfg.clock_skew_secs, 5);
+        assert_eq!(cfg.upstream_timeout_ms, 10_000);
+        assert_eq!(
+            cfg.frontend_api(),
+            Err(ConfigError::Missing("WACHT_PUBLISHABLE_KEY"))
+        );
+
+        let cfg = Config::from_vars([("WACHT_API_KEY", "  ")]).unwrap();
+        assert_eq!(cfg.api_key(), Err(ConfigError::Missing("WACHT_API_KEY")));
+    }
+
+    #[test]
+    fn malformed_values_are_errors_that_name_the_variable_not_the_value() {
+        let secret = "sk_secret_value";
+        let cases = [
+            ("WACHT_PUBLISHABLE_KEY", "pk_test_notbase64%%"),
+            ("WACHT_BACKEND_API_URL", "api.wacht.dev"),
+            ("WACHT_GATEWAY_URL", "https://gw?x"),
+            ("WACHT_CLOCK_SKEW_SECS", "-1"),
+            ("WACHT_UPSTREAM_TIMEOUT_MS", "0"),
+            ("WACHT_REQUIRED_PERMISSIONS", " , "),
+        ];
+        for (name, value) in cases {
+            let err = Config::from_vars([("WACHT_API_KEY", secret), (name, value)]).unwrap_err();
+            let msg = err.to_string();
+            assert!(msg.contains(name), "{msg}");
+            assert!(!msg.contains(value.trim()) || value.trim().is_empty() || value == "0");
+            assert!(!msg.contains(secret));
+        }
+    }
+
+    #[test]
+    fn lists_and_urls_are_parsed() {
+        let cfg = Config::from_vars([
+            (
+                "WACHT_REQUIRED_PERMISSIONS",
+                "deployment:read, deployment:admin",
+            ),
+            ("WACHT_BACKEND_API_URL", "http://127.0.0.1:9000/prefix/"),
+            ("OTHER", "ignored"),
+        ])
+        .unwrap();
+        assert_eq!(
+            cfg.required_permissions,
+            vec!["deployment:read", "deployment:admin"]
+        );
+        assert_eq!(cfg.backend_api.authority, "127.0.0.1:9000");
+        assert_eq!(cfg.backend_api.path, "/prefix");
+        assert!(!cfg.backend_api.https);
+    }
+
+    #[test]
+    fn debug_never_prints_the_api_key() {
+        let cfg = Config::from_vars([("WACHT_API_KEY", "sk_very_secret")]).unwrap();
+        assert!(!format!("{cfg:?}").contains("sk_very_secret"));
+    }
+}

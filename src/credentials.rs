@@ -1,0 +1,166 @@
+//! Which credential a request carries, and where it goes: a JWT-shaped bearer value is a
+//! session token (verified here, never sent to the gateway); any other bearer value or an
+//! `x-api-key` header is a machine credential, checked through the Wacht gateway.
+//!
+//! Cookies (`__session`) are not read: the JS SDK reads only `Authorization`, and an admin API
+//! that honoured ambient browser cookies would need CSRF defences it has no use for.
+
+use crate::jwt;
+
+/// Machine credentials are short (`<prefix>_<43 chars>`); anything longer is not sent anywhere.
+pub const MAX_MACHINE_CREDENTIAL_BYTES: usize = 512;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential<'a> {
+    Session(&'a str),
+    ApiKey(&'a str),
+    OAuthAccessToken(&'a str),
+}
+
+#[derive(thiserror::Error, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialError {
+    #[error(
+        "send a session token or an OAuth access token as `Authorization: Bearer <token>`, or an API key as `x-api-key`"
+    )]
+    Missing,
+    #[error("the Authorization header must use the Bearer scheme")]
+    NotBearer,
+    #[error("the credential is empty, too long or not printable ASCII")]
+    Malformed,
+}
+
+impl Credential<'_> {
+    /// For the access log: the kind, never the value.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Credential::Session(_) => "session",
+            Credential::ApiKey(_) => "api_key",
+            Credential::OAuthAccessToken(_) => "oauth_access_token",
+        }
+    }
+}
+
+/// Picks the credential from the `Authorization` and `x-api-key` header values.
+/// `Authorization` wins when both are present: it is what the guide's SDK reads.
+pub fn extract<'a>(
+    authorization: Option<&'a str>,
+    x_api_key: Option<&'a str>,
+) -> Result<Credential<'a>, CredentialError> {
+    if let Some(auth) = authorization {
+        let (scheme, value) = auth
+            .trim_start()
+            .split_once(' ')
+            .ok_or(CredentialError::NotBearer)?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(CredentialError::NotBearer);
+        }
+        let value = value.trim();
+        if jwt::looks_like_jwt(value) {
+            // Length is bounded by the JWT layer, which refuses oversized tokens unparsed.
+            return Ok(Credential::Session(value));
+        }
+        let value = machine_credential(value)?;
+        return Ok(if value.starts_with("oat_") {
+            Credential::OAuthAccessToken(value)
+        } else {
+            Credential::ApiKey(value)
+        });
+    }
+    match x_api_key {
+        Some(key) => Ok(Credential::ApiKey(machine_credential(key.trim())?)),
+        None => Err(CredentialError::Missing),
+    }
+}
+
+fn machine_credential(value: &str) -> Result<&str, CredentialError> {
+    let printable = value.bytes().all(|b| b.is_ascii_graphic());
+    if value.is_empty() || value.len() > MAX_MACHINE_CREDENTIAL_BYTES || !printable {
+        return Err(CredentialError::Malformed);
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    const JWT: &str = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln";
+
+    #[test]
+    fn bearer_jwt_is_a_session() {
+        let auth = format!("Bearer {JWT}");
+        assert_eq!(extract(Some(&auth), None), Ok(Credential::Session(JWT)));
+        let auth = format!("bearer   {JWT} ");
+        assert_eq!(
+            extract(Some(&auth), Some("ak_x")),
+            Ok(Credential::Session(JWT))
+        );
+    }
+
+    #[test]
+    fn other_bearer_values_go_to_the_gateway() {
+        assert_eq!(
+            extract(Some("Bearer oat_abc"), None),
+            Ok(Credential::OAuthAccessToken("oat_abc"))
+        );
+        assert_eq!(
+            extract(Some("Bearer sk_live_abc"), None),
+            Ok(Credential::ApiKey("sk_live_abc"))
+        );
+        // Three segments whose header is not JSON: not a JWT.
+        assert_eq!(
+            extract(Some("Bearer a.b.c"), None),
+            Ok(Credential::ApiKey("a.b.c"))
+        );
+    }
+
+    #[test]
+    fn x_api_key_is_an_api_key_and_authorization_wins() {
+        assert_eq!(extract(None, Some("ak_1")), Ok(Credential::ApiKey("ak_1")));
+        assert_eq!(
+            extract(Some("Bearer oat_1"), Some("ak_1")),
+            Ok(Credential::OAuthAccessToken("oat_1"))
+        );
+        // x-api-key is taken as it is: an `oat_` value there is still an API key.
+        assert_eq!(
+            extract(None, Some("oat_1")),
+            Ok(Credential::ApiKey("oat_1"))
+        );
+    }
+
+    #[test]
+    fn missing_and_malformed() {
+        assert_eq!(extract(None, None), Err(CredentialError::Missing));
+        assert_eq!(
+            extract(Some("Basic dXNlcjpwYXNz"), None),
+            Err(CredentialError::NotBearer)
+        );
+        assert_eq!(
+            extract(Some("Bearer"), None),
+            Err(CredentialError::NotBearer)
+        );
+        assert_eq!(
+            extract(Some("Bearer  "), None),
+            Err(CredentialError::Malformed)
+        );
+        assert_eq!(extract(None, Some("")), Err(CredentialError::Malformed));
+        assert_eq!(extract(None, Some("a b")), Err(CredentialError::Malformed));
+        let long = "k".repeat(MAX_MACHINE_CREDENTIAL_BYTES + 1);
+        assert_eq!(extract(None, Some(&long)), Err(CredentialError::Malformed));
+        assert_eq!(
+            extract(Some(&format!("Bearer {long}")), None),
+            Err(CredentialError::Malformed)
+        );
+    }
+
+    #[test]
+    fn kinds_are_named_for_the_log() {
+        assert_eq!(Credential::Session("x").kind(), "session");
+        assert_eq!(Credential::ApiKey("x").kind(), "api_key");
+        assert_eq!(
+            Credential::OAuthAccessToken("x").kind(),
+            "oauth_access_token"
+        );
+    }
+}

@@ -1,0 +1,295 @@
+//! Every error the component can answer with, mapped to a response in this one place.
+//!
+//! Bodies are `{"error": code, "message": text}`. Messages come from the error types' `Display`,
+//! which never contain a credential, a token, a configuration value or upstream text.
+
+use crate::backend::BackendError;
+use crate::config::ConfigError;
+use crate::credentials::CredentialError;
+use crate::gateway::GatewayError;
+use crate::jwks::JwksError;
+use crate::jwt::TokenError;
+use crate::protect::Denied;
+use crate::request::RequestError;
+use crate::upstream::{Service, TransportError};
+
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    #[error("configuration error: {0}")]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Credential(#[from] CredentialError),
+    #[error("the session token is not valid: {0}")]
+    Token(#[from] TokenError),
+    #[error(transparent)]
+    Denied(#[from] Denied),
+    #[error(transparent)]
+    Gateway(#[from] GatewayError),
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    #[error("{} {error}", .service.name())]
+    Transport {
+        service: Service,
+        error: TransportError,
+    },
+    #[error("the Wacht frontend API answered {0} for the JWKS")]
+    JwksStatus(u16),
+    #[error("the JWKS could not be used: {0}")]
+    Jwks(#[from] JwksError),
+    #[error("no signing keys are available from the Wacht frontend API")]
+    NoKeys,
+}
+
+/// A response, ready for any host adapter to write out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// A JSON body passed through unchanged.
+    pub fn json(status: u16, body: Vec<u8>) -> Reply {
+        Reply {
+            status,
+            headers: vec![("content-type", "application/json".into())],
+            body,
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl Error {
+    /// Status, error code and extra headers for this error.
+    fn parts(&self) -> (u16, &'static str, Vec<(&'static str, String)>) {
+        const WWW: &str = "www-authenticate";
+        match self {
+            Error::Request(RequestError::NotFound) => (404, "not_found", vec![]),
+            Error::Request(RequestError::MethodNotAllowed) => {
+                (405, "method_not_allowed", vec![("allow", "GET".into())])
+            }
+            Error::Request(RequestError::InvalidQuery(_)) => (400, "invalid_query", vec![]),
+            Error::Config(_) => (500, "configuration_error", vec![]),
+            Error::Credential(CredentialError::Missing | CredentialError::NotBearer) => {
+                (401, "missing_credentials", vec![(WWW, "Bearer".into())])
+            }
+            Error::Credential(CredentialError::Malformed) => (
+                401,
+                "invalid_credentials",
+                vec![(WWW, "Bearer error=\"invalid_token\"".into())],
+            ),
+            Error::Token(_) => (
+                401,
+                "invalid_token",
+                vec![(WWW, "Bearer error=\"invalid_token\"".into())],
+            ),
+            Error::Gateway(GatewayError::UnknownCredential) => (
+                401,
+                "invalid_credentials",
+                vec![(WWW, "Bearer error=\"invalid_token\"".into())],
+            ),
+            Error::Denied(_) | Error::Gateway(GatewayError::PermissionDenied { .. }) => {
+                (403, "forbidden", vec![])
+            }
+            Error::Gateway(GatewayError::RateLimited {
+                retry_after_secs, ..
+            }) => (
+                429,
+                "rate_limited",
+                vec![("retry-after", retry_after_secs.to_string())],
+            ),
+            Error::Backend(BackendError::KeyRejected) => (502, "upstream_auth_failed", vec![]),
+            Error::Backend(BackendError::RateLimited) => (
+                503,
+                "upstream_rate_limited",
+                vec![(
+                    "retry-after",
+                    crate::backend::RATE_LIMIT_RETRY_AFTER_SECS.to_string(),
+                )],
+            ),
+            Error::Transport {
+                error: TransportError::Timeout,
+                ..
+            } => (504, "upstream_timeout", vec![]),
+            Error::Transport {
+                error: TransportError::Unreachable,
+                ..
+            }
+            | Error::NoKeys => (503, "upstream_unavailable", vec![]),
+            Error::Backend(_)
+            | Error::Gateway(_)
+            | Error::Transport { .. }
+            | Error::JwksStatus(_)
+            | Error::Jwks(_) => (502, "upstream_error", vec![]),
+        }
+    }
+
+    pub fn status(&self) -> u16 {
+        self.parts().0
+    }
+
+    pub fn reply(&self) -> Reply {
+        let (status, code, mut headers) = self.parts();
+        let body = serde_json::json!({ "error": code, "message": self.to_string() });
+        headers.insert(0, ("content-type", "application/json".into()));
+        Reply {
+            status,
+            headers,
+            body: body.to_string().into_bytes(),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn body(reply: &Reply) -> (String, String) {
+        let v: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+        let obj = v.as_object().unwrap();
+        assert_eq!(obj.len(), 2, "exactly error and message: {v}");
+        (
+            obj["error"].as_str().unwrap().to_string(),
+            obj["message"].as_str().unwrap().to_string(),
+        )
+    }
+
+    #[test]
+    fn every_error_is_json_with_the_right_status_and_headers() {
+        let cases: Vec<(Error, u16, &str)> = vec![
+            (RequestError::NotFound.into(), 404, "not_found"),
+            (
+                RequestError::MethodNotAllowed.into(),
+                405,
+                "method_not_allowed",
+            ),
+            (
+                RequestError::InvalidQuery("limit".into()).into(),
+                400,
+                "invalid_query",
+            ),
+            (
+                ConfigError::Missing("WACHT_API_KEY").into(),
+                500,
+                "configuration_error",
+            ),
+            (CredentialError::Missing.into(), 401, "missing_credentials"),
+            (
+                CredentialError::NotBearer.into(),
+                401,
+                "missing_credentials",
+            ),
+            (
+                CredentialError::Malformed.into(),
+                401,
+                "invalid_credentials",
+            ),
+            (TokenError::BadSignature.into(), 401, "invalid_token"),
+            (
+                GatewayError::UnknownCredential.into(),
+                401,
+                "invalid_credentials",
+            ),
+            (Denied::MissingPermission.into(), 403, "forbidden"),
+            (
+                GatewayError::PermissionDenied { request_id: None }.into(),
+                403,
+                "forbidden",
+            ),
+            (
+                GatewayError::RateLimited {
+                    retry_after_secs: 3,
+                    request_id: None,
+                }
+                .into(),
+                429,
+                "rate_limited",
+            ),
+            (GatewayError::BadStatus(500).into(), 502, "upstream_error"),
+            (GatewayError::Malformed.into(), 502, "upstream_error"),
+            (BackendError::BadStatus(500).into(), 502, "upstream_error"),
+            (BackendError::NotJson.into(), 502, "upstream_error"),
+            (
+                BackendError::KeyRejected.into(),
+                502,
+                "upstream_auth_failed",
+            ),
+            (
+                BackendError::RateLimited.into(),
+                503,
+                "upstream_rate_limited",
+            ),
+            (
+                Error::Transport {
+                    service: Service::Backend,
+                    error: TransportError::Timeout,
+                },
+                504,
+                "upstream_timeout",
+            ),
+            (
+                Error::Transport {
+                    service: Service::Gateway,
+                    error: TransportError::Unreachable,
+                },
+                503,
+                "upstream_unavailable",
+            ),
+            (
+                Error::Transport {
+                    service: Service::Jwks,
+                    error: TransportError::Failed,
+                },
+                502,
+                "upstream_error",
+            ),
+            (Error::JwksStatus(404), 502, "upstream_error"),
+            (JwksError::NotJson.into(), 502, "upstream_error"),
+        ];
+        for (err, status, code) in cases {
+            let reply = err.reply();
+            assert_eq!(reply.status, status, "{err:?}");
+            assert_eq!(reply.header("content-type"), Some("application/json"));
+            let (c, msg) = body(&reply);
+            assert_eq!(c, code, "{err:?}");
+            assert!(!msg.is_empty());
+            assert_eq!(
+                reply.header("www-authenticate").is_some(),
+                status == 401,
+                "{err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn special_headers() {
+        let r = Error::from(RequestError::MethodNotAllowed).reply();
+        assert_eq!(r.header("allow"), Some("GET"));
+        let r = Error::from(GatewayError::RateLimited {
+            retry_after_secs: 7,
+            request_id: None,
+        })
+        .reply();
+        assert_eq!(r.header("retry-after"), Some("7"));
+        let r = Error::from(BackendError::RateLimited).reply();
+        assert_eq!(r.header("retry-after"), Some("5"));
+        let r = Error::from(CredentialError::Missing).reply();
+        assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+    }
+
+    #[test]
+    fn configuration_errors_name_the_variable() {
+        let (_, msg) = body(&Error::from(ConfigError::Missing("WACHT_API_KEY")).reply());
+        assert!(msg.contains("WACHT_API_KEY"), "{msg}");
+    }
+}

@@ -1,0 +1,319 @@
+//! The request flow of `GET /admin/users`, host-independent: route → configuration →
+//! credential → (session: JWKS + JWT + protect | machine: gateway) → backend users call.
+//!
+//! Inputs are plain data (method, target, headers, configuration, the time); the network is
+//! the `Upstream` trait; state that outlives a request (the JWKS cache) is lent in.
+
+use crate::backend;
+use crate::claims::{ClaimRules, Claims};
+use crate::config::{BaseUrl, Config, ConfigError};
+use crate::credentials::{self, Credential};
+use crate::error::{Error, Reply};
+use crate::gateway::{self, GatewayError};
+use crate::jwks::KeySet;
+use crate::jwks_cache::JwksCache;
+use crate::jwt;
+use crate::protect::{self, Requirements};
+use crate::request::{self, Route, UsersQuery};
+use crate::upstream::{Method, OutRequest, OutResponse, Service, TransportError, Upstream};
+
+pub const JWKS_PATH: &str = "/.well-known/jwks.json";
+const MAX_JWKS_BYTES: usize = 64 * 1024;
+const MAX_USER_AGENT_BYTES: usize = 512;
+pub const USER_AGENT: &str = concat!("wacht-admin/", env!("CARGO_PKG_VERSION"));
+
+/// The incoming request, as far as the core needs it.
+pub struct Incoming<'a> {
+    pub method: &'a str,
+    /// Path and query, e.g. `/admin/users?limit=5`.
+    pub target: &'a str,
+    /// Header names in any case; values as bytes (non-UTF-8 values count as absent).
+    pub headers: &'a [(String, Vec<u8>)],
+}
+
+impl Incoming<'_> {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+    }
+
+    /// The caller's address: `cf-connecting-ip` (Workers), else the first `x-forwarded-for` hop;
+    /// only a well-formed IP address is passed on.
+    pub fn client_ip(&self) -> Option<&str> {
+        let raw = self
+            .header("cf-connecting-ip")
+            .or_else(|| {
+                self.header("x-forwarded-for")
+                    .and_then(|v| v.split(',').next())
+            })?
+            .trim();
+        raw.parse::<std::net::IpAddr>().is_ok().then_some(raw)
+    }
+
+    fn user_agent(&self) -> Option<&str> {
+        self.header("user-agent")
+            .filter(|ua| !ua.is_empty() && ua.len() <= MAX_USER_AGENT_BYTES)
+    }
+}
+
+/// Everything a request borrows from its host.
+pub struct Context<'a> {
+    pub config: &'a Result<Config, ConfigError>,
+    /// Unix time in seconds.
+    pub now: u64,
+    pub jwks: &'a mut JwksCache,
+    pub upstream: &'a mut dyn Upstream,
+}
+
+/// The reply and what the access log records about the request.
+#[derive(Debug)]
+pub struct Outcome {
+    pub reply: Reply,
+    pub credential: Option<&'static str>,
+    pub gateway_request_id: Option<String>,
+    pub upstream_status: Option<u16>,
+}
+
+impl Outcome {
+    /// One access-log line: no query string, no credential, no token.
+    pub fn log_line(&self, method: &str, target: &str, duration_ms: f64) -> String {
+        let path = target.split('?').next().unwrap_or("");
+        // Paths are caller-controlled: keep the line one line and bounded.
+        let path: String = path
+            .chars()
+            .take(128)
+            .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+            .collect();
+        let method: String = method
+            .chars()
+            .take(16)
+            .filter(char::is_ascii_alphabetic)
+            .collect();
+        format!(
+            "wacht-admin method={method} path={path} status={} credential={} gateway_request_id={} upstream_status={} duration_ms={duration_ms:.1}",
+            self.reply.status,
+            self.credential.unwrap_or("-"),
+            self.gateway_request_id.as_deref().unwrap_or("-"),
+            self.upstream_status
+                .map_or_else(|| "-".to_string(), |s| s.to_string()),
+        )
+    }
+}
+
+pub fn handle(req: &Incoming<'_>, ctx: Context<'_>) -> Outcome {
+    let mut flow = Flow {
+        ctx,
+        credential: None,
+        gateway_request_id: None,
+        upstream_status: None,
+    };
+    let reply = flow.run(req).unwrap_or_else(|e| e.reply());
+    Outcome {
+        reply,
+        credential: flow.credential,
+        gateway_request_id: flow.gateway_request_id,
+        upstream_status: flow.upstream_status,
+    }
+}
+
+struct Flow<'a> {
+    ctx: Context<'a>,
+    credential: Option<&'static str>,
+    gateway_request_id: Option<String>,
+    upstream_status: Option<u16>,
+}
+
+impl Flow<'_> {
+    fn run(&mut self, req: &Incoming<'_>) -> Result<Reply, Error> {
+        let Route::Users(query) = request::route(req.method, req.target)?;
+        let config = self.ctx.config.as_ref().map_err(Clone::clone)?;
+        // Without our own key nothing can succeed: say so before spending any upstream call.
+        let api_key = config.api_key()?;
+        let credential =
+            credentials::extract(req.header("authorization"), req.header("x-api-key"))?;
+        self.credential = Some(credential.kind());
+        match credential {
+            Credential::Session(token) => self.check_session(token, config)?,
+            Credential::ApiKey(_) | Credential::OAuthAccessToken(_) => {
+                self.check_machine(credential, req, config)?
+            }
+        }
+        self.list_users(config, api_key, &query)
+    }
+
+    fn check_session(&mut self, token: &str, config: &Config) -> Result<(), Error> {
+        let frontend = config.frontend_api()?;
+        let issuer = frontend.origin();
+        let rules = ClaimRules {
+            issuer: &issuer,
+            now: self.ctx.now,
+            skew: config.clock_skew_secs,
+        };
+        let claims = match &config.inline_jwks {
+            Some(raw) => jwt::verify(token, self.ctx.jwks.inline(raw)?, &rules)?,
+            None => self.verify_with_fetched_keys(token, frontend, &rules)?,
+        };
+        let requirements = Requirements {
+            permissions: &config.required_permissions,
+            organization: config.required_organization.as_deref(),
+            workspace: config.required_workspace.as_deref(),
+        };
+        protect::protect(&claims, &requirements)?;
+        Ok(())
+    }
+
+    fn verify_with_fetched_keys(
+        &mut self,
+        token: &str,
+        frontend: &BaseUrl,
+        rules: &ClaimRules<'_>,
+    ) -> Result<Claims, Error> {
+        let now = self.ctx.now;
+        if self.ctx.jwks.usable(now).is_none() {
+            if let Err(e) = self.refresh_jwks(frontend) {
+                // Keep serving with the last good set while the frontend API is unwell.
+                if self.ctx.jwks.last_good().is_none() {
+                    return Err(e);
+                }
+            }
+        }
+        let keys = self.current_keys()?;
+        match jwt::verify(token, keys, rules) {
+            Err(e) if e.is_unknown_kid() && self.ctx.jwks.may_refetch(now) => {
+                // Perhaps the keys rotated: one refetch, then the verdict stands.
+                if self.refresh_jwks(frontend).is_err() {
+                    return Err(e.into());
+                }
+                Ok(jwt::verify(token, self.current_keys()?, rules)?)
+            }
+            result => Ok(result?),
+        }
+    }
+
+    fn current_keys(&self) -> Result<&KeySet, Error> {
+        self.ctx.jwks.last_good().ok_or(Error::NoKeys)
+    }
+
+    fn refresh_jwks(&mut self, frontend: &BaseUrl) -> Result<(), Error> {
+        let now = self.ctx.now;
+        let fetched = self
+            .send(OutRequest {
+                service: Service::Jwks,
+                method: Method::Get,
+                base: frontend,
+                path_with_query: format!("{}{JWKS_PATH}", frontend.path),
+                headers: vec![("accept", "application/json".into())],
+                body: None,
+                timeout_ms: self.timeout_ms(),
+                max_body_bytes: MAX_JWKS_BYTES,
+            })
+            .and_then(|resp| match resp.status {
+                200 => Ok(KeySet::parse(&resp.body)?),
+                other => Err(Error::JwksStatus(other)),
+            });
+        match fetched {
+            Ok(keys) => {
+                self.ctx.jwks.fetched(keys, now);
+                Ok(())
+            }
+            Err(e) => {
+                self.ctx.jwks.fetch_failed(now);
+                Err(e)
+            }
+        }
+    }
+
+    fn check_machine(
+        &mut self,
+        credential: Credential<'_>,
+        req: &Incoming<'_>,
+        config: &Config,
+    ) -> Result<(), Error> {
+        let check = gateway::Check {
+            credential,
+            resource: request::USERS_PATH,
+            method: req.method,
+            client_ip: req.client_ip(),
+            user_agent: req.user_agent(),
+            required_permissions: &config.gateway_permissions,
+        };
+        let body = check.body().map_err(|_| GatewayError::Malformed)?;
+        let resp = self.send(OutRequest {
+            service: Service::Gateway,
+            method: Method::Post,
+            base: &config.gateway,
+            path_with_query: format!("{}{}", config.gateway.path, gateway::CHECK_PATH),
+            headers: vec![
+                ("content-type", "application/json".into()),
+                ("accept", "application/json".into()),
+            ],
+            body: Some(body),
+            timeout_ms: self.timeout_ms(),
+            max_body_bytes: gateway::MAX_ANSWER_BYTES,
+        })?;
+        match gateway::interpret(resp.status, &resp.body) {
+            Ok(allowed) => {
+                self.gateway_request_id = allowed.request_id;
+                Ok(())
+            }
+            Err(e) => {
+                self.gateway_request_id = e.request_id().map(String::from);
+                Err(e.into())
+            }
+        }
+    }
+
+    fn list_users(
+        &mut self,
+        config: &Config,
+        api_key: &str,
+        query: &UsersQuery,
+    ) -> Result<Reply, Error> {
+        let resp = self.send(OutRequest {
+            service: Service::Backend,
+            method: Method::Get,
+            base: &config.backend_api,
+            path_with_query: backend::users_path(&config.backend_api, query),
+            headers: vec![
+                ("authorization", format!("Bearer {api_key}")),
+                ("accept", "application/json".into()),
+            ],
+            body: None,
+            timeout_ms: self.timeout_ms(),
+            max_body_bytes: backend::MAX_ANSWER_BYTES,
+        })?;
+        backend::interpret(resp.status, &resp.body)?;
+        Ok(Reply::json(200, resp.body))
+    }
+
+    fn timeout_ms(&self) -> u64 {
+        self.ctx
+            .config
+            .as_ref()
+            .map_or(crate::config::DEFAULT_UPSTREAM_TIMEOUT_MS, |c| {
+                c.upstream_timeout_ms
+            })
+    }
+
+    fn send(&mut self, mut req: OutRequest<'_>) -> Result<OutResponse, Error> {
+        let service = req.service;
+        req.headers.push(("user-agent", USER_AGENT.into()));
+        let result = self.ctx.upstream.send(req);
+        match result {
+            Ok(resp) => {
+                self.upstream_status = Some(resp.status);
+                Ok(resp)
+            }
+            Err(TransportError::TooLarge) if service == Service::Backend => {
+                Err(backend::BackendError::TooLarge.into())
+            }
+            Err(error) => Err(Error::Transport { service, error }),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "handler_tests.rs"]
+mod tests;

@@ -1,0 +1,720 @@
+//! Unit tests of the request flow over a scripted `Upstream`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use super::*;
+use crate::jwks_cache::{REFETCH_INTERVAL_SECS, TTL_SECS};
+use serde_json::{Value, json};
+use wacht_standin::tokens::{TestKey, jwks, session_claims};
+
+const API_KEY: &str = "wk_test_backend_key";
+const FRONTEND: &str = "https://frontend.example.com";
+const PK: &str = "pk_test_aHR0cHM6Ly9mcm9udGVuZC5leGFtcGxlLmNvbQ";
+const NOW: u64 = 1_800_000_000;
+const PAGE: &str =
+    r#"{"data":[{"id":"1","first_name":"Ada"}],"has_more":false,"limit":20,"offset":0}"#;
+
+#[derive(Debug, Clone)]
+struct Sent {
+    service: Service,
+    method: Method,
+    authority: String,
+    path: String,
+    headers: Vec<(&'static str, String)>,
+    body: Option<Value>,
+}
+
+type Script = Box<dyn FnMut(&Sent) -> Result<OutResponse, TransportError>>;
+
+struct Fake {
+    sent: Vec<Sent>,
+    script: Script,
+}
+
+impl Upstream for Fake {
+    fn send(&mut self, req: OutRequest<'_>) -> Result<OutResponse, TransportError> {
+        let sent = Sent {
+            service: req.service,
+            method: req.method,
+            authority: req.base.authority.clone(),
+            path: req.path_with_query.clone(),
+            headers: req.headers.clone(),
+            body: req
+                .body
+                .as_ref()
+                .map(|b| serde_json::from_slice(b).unwrap()),
+        };
+        self.sent.push(sent.clone());
+        (self.script)(&sent)
+    }
+}
+
+fn ok(status: u16, body: &str) -> Result<OutResponse, TransportError> {
+    Ok(OutResponse {
+        status,
+        body: body.as_bytes().to_vec(),
+    })
+}
+
+/// A Wacht that answers every service normally.
+fn wacht(keys: Vec<Value>) -> Fake {
+    let jwks_doc = json!({ "keys": keys }).to_string();
+    Fake {
+        sent: vec![],
+        script: Box::new(move |s| {
+            match s.service {
+            Service::Jwks => ok(200, &jwks_doc),
+            Service::Backend => ok(200, PAGE),
+            Service::Gateway => ok(
+                200,
+                &json!({"request_id":"req_42","allowed":true,"reason":null,"blocked_rule":null,"identity":{},
+                        "permissions":["user:read"],"metadata":{},"rate_limits":[],"retry_after":null,"headers":{}})
+                .to_string(),
+            ),
+        }
+        }),
+    }
+}
+
+fn config(extra: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let mut vars = vec![("WACHT_API_KEY", API_KEY), ("WACHT_PUBLISHABLE_KEY", PK)];
+    vars.extend_from_slice(extra);
+    Config::from_vars(vars)
+}
+
+fn headers(pairs: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
+    pairs
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+        .collect()
+}
+
+fn run(
+    target: &str,
+    hdrs: &[(&str, &str)],
+    cfg: &Result<Config, ConfigError>,
+    now: u64,
+    cache: &mut JwksCache,
+    up: &mut Fake,
+) -> Outcome {
+    let h = headers(hdrs);
+    let req = Incoming {
+        method: "GET",
+        target,
+        headers: &h,
+    };
+    handle(
+        &req,
+        Context {
+            config: cfg,
+            now,
+            jwks: cache,
+            upstream: up,
+        },
+    )
+}
+
+fn error_code(o: &Outcome) -> String {
+    let v: Value = serde_json::from_slice(&o.reply.body).unwrap();
+    v["error"].as_str().unwrap().to_string()
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+#[test]
+fn session_request_fetches_keys_once_and_passes_the_page_through() {
+    let key = TestKey::es256(1);
+    let token = key.token(&session_claims(FRONTEND, NOW));
+    let mut up = wacht(vec![key.public_jwk()]);
+    let mut cache = JwksCache::default();
+    let cfg = config(&[]);
+
+    let o = run(
+        "/admin/users",
+        &[("authorization", &bearer(&token))],
+        &cfg,
+        NOW,
+        &mut cache,
+        &mut up,
+    );
+    assert_eq!(
+        o.reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&o.reply.body)
+    );
+    assert_eq!(o.reply.body, PAGE.as_bytes());
+    assert_eq!(o.reply.header("content-type"), Some("application/json"));
+    assert_eq!(o.credential, Some("session"));
+    assert_eq!(o.upstream_status, Some(200));
+
+    let services: Vec<Service> = up.sent.iter().map(|s| s.service).collect();
+    assert_eq!(services, vec![Service::Jwks, Service::Backend]);
+    assert_eq!(up.sent[0].authority, "frontend.example.com");
+    assert_eq!(up.sent[0].path, "/.well-known/jwks.json");
+    let users = &up.sent[1];
+    assert_eq!(users.authority, "api.wacht.dev");
+    assert_eq!(users.path, "/users?limit=20");
+    assert!(
+        users
+            .headers
+            .contains(&("authorization", format!("Bearer {API_KEY}")))
+    );
+
+    // Within the TTL the cached set serves: one upstream call per request.
+    let o = run(
+        "/admin/users",
+        &[("authorization", &bearer(&token))],
+        &cfg,
+        NOW + 1,
+        &mut cache,
+        &mut up,
+    );
+    assert_eq!(o.reply.status, 200);
+    assert_eq!(up.sent.len(), 3);
+    assert_eq!(up.sent[2].service, Service::Backend);
+
+    // Past the TTL the set is fetched again.
+    let later = NOW + TTL_SECS;
+    let token = key.token(&session_claims(FRONTEND, later));
+    let o = run(
+        "/admin/users",
+        &[("authorization", &bearer(&token))],
+        &cfg,
+        later,
+        &mut cache,
+        &mut up,
+    );
+    assert_eq!(o.reply.status, 200);
+    assert_eq!(
+        up.sent
+            .iter()
+            .filter(|s| s.service == Service::Jwks)
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn unknown_kid_refetches_at_most_once_per_interval() {
+    let old = TestKey::es256(1).with_kid("old");
+    let new = TestKey::es256(2).with_kid("new");
+    let mut cache = JwksCache::default();
+    let cfg = config(&[]);
+    // The frontend API has rotated to `new` after our first fetch.
+    let mut fetches = 0;
+    let (old_jwk, new_jwk) = (old.public_jwk(), new.public_jwk());
+    let mut up = Fake {
+        sent: vec![],
+        script: Box::new(move |s| match s.service {
+            Service::Jwks => {
+                fetches += 1;
+                let k = if fetches == 1 {
+                    old_jwk.clone()
+                } else {
+                    new_jwk.clone()
+                };
+                ok(200, &json!({ "keys": [k] }).to_string())
+            }
+            _ => ok(200, PAGE),
+        }),
+    };
+    let t_old = old.token(&session_claims(FRONTEND, NOW));
+    assert_eq!(
+        run(
+            "/admin/users",
+            &[("authorization", &bearer(&t_old))],
+            &cfg,
+            NOW,
+            &mut cache,
+            &mut up
+        )
+        .reply
+        .status,
+        200
+    );
+
+    let t_new = new.token(&session_claims(FRONTEND, NOW + 1));
+    // Too soon after the first fetch: no refetch, 401.
+    let o = run(
+        "/admin/users",
+        &[("authorization", &bearer(&t_new))],
+        &cfg,
+        NOW + 1,
+        &mut cache,
+        &mut up,
+    );
+    assert_eq!(o.reply.status, 401);
+    assert_eq!(
+        up.sent
+            .iter()
+            .filter(|s| s.service == Service::Jwks)
+            .count(),
+        1
+    );
+
+    let t = NOW + REFETCH_INTERVAL_SECS;
+    let t_new = new.token(&session_claims(FRONTEND, t));
+    let o = run(
+        "/admin/users",
+        &[("authorization", &bearer(&t_new))],
+        &cfg,
+        t,
+        &mut cache,
+        &mut up,
+    );
+    assert_eq!(o.reply.status, 200);
+    assert_eq!(
+        up.sent
+            .iter()
+            .filter(|s| s.service == Service::Jwks)
+            .count(),
+        2
+    );
+
+    // A token with a kid nobody has: 401, and no refetch storm.
+    let rogue = TestKey::es256(3)
+        .with_kid("rogue")
+        .token(&session_claims(FRONTEND, t + 1));
+    for i in 1..5 {
+        let o = run(
+            "/admin/users",
+            &[("authorization", &bearer(&rogue))],
+            &cfg,
+            t + i,
+            &mut cache,
+            &mut up,
+        );
+        assert_eq!(o.reply.status, 401);
+    }
+    assert_eq!(
+        up.sent
+            .iter()
+            .filter(|s| s.service == Service::Jwks)
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn a_failing_frontend_api_keeps_the_last_good_set() {
+    let key = TestKey::es256(1);
+    let jwk = key.public_jwk();
+    let mut healthy = true;
+    let mut cache = JwksCache::default();
+    let cfg = config(&[]);
+    let mut up = Fake {
+        sent: vec![],
+        script: Box::new(move |s| match s.service {
+            Service::Jwks if healthy => {
+                healthy = false;
+                ok(200, &json!({ "keys": [jwk.clone()] }).to_string())
+            }
+            Service::Jwks => Err(TransportError::Timeout),
+            _ => ok(200, PAGE),
+        }),
+    };
+    let t0 = key.token(&session_claims(FRONTEND, NOW));
+    assert_eq!(
+        run(
+            "/admin/users",
+            &[("authorization", &bearer(&t0))],
+            &cfg,
+            NOW,
+            &mut cache,
+            &mut up
+        )
+        .reply
+        .status,
+        200
+    );
+    let later = NOW + TTL_SECS + 1;
+    let t1 = key.token(&session_claims(FRONTEND, later));
+    let o = run(
+        "/admin/users",
+        &[("authorization", &bearer(&t1))],
+        &cfg,
+        later,
+        &mut cache,
+        &mut up,
+    );
+    assert_eq!(o.reply.status, 200);
+    // The failed refetch is not retried on the very next request.
+    let o = run(
+        "/admin/users",
+        &[("authorization", &bearer(&t1))],
+        &cfg,
+        later + 1,
+        &mut cache,
+        &mut up,
+    );
+    assert_eq!(o.reply.status, 200);
+    assert_eq!(
+        up.sent
+            .iter()
+            .filter(|s| s.service == Service::Jwks)
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn no_keys_at_all_is_an_upstream_error_not_a_pass() {
+    let key = TestKey::es256(1);
+    let token = key.token(&session_claims(FRONTEND, NOW));
+    let cfg = config(&[]);
+    for (answer, status) in [
+        (Err(TransportError::Timeout), 504),
+        (Err(TransportError::Unreachable), 503),
+        (ok(500, "oops"), 502),
+        (ok(200, "{\"keys\":"), 502),
+    ] {
+        let mut cache = JwksCache::default();
+        let mut answer = Some(answer);
+        let mut up = Fake {
+            sent: vec![],
+            script: Box::new(move |s| match s.service {
+                Service::Jwks => answer.take().unwrap(),
+                _ => ok(200, PAGE),
+            }),
+        };
+        let o = run(
+            "/admin/users",
+            &[("authorization", &bearer(&token))],
+            &cfg,
+            NOW,
+            &mut cache,
+            &mut up,
+        );
+        assert_eq!(o.reply.status, status);
+        assert!(up.sent.iter().all(|s| s.service != Service::Backend));
+    }
+}
+
+#[test]
+fn inline_jwks_needs_no_fetch() {
+    let key = TestKey::es256(1);
+    let doc = jwks(&[&key]).to_string();
+    let cfg = config(&[("WACHT_JWKS", &doc)]);
+    let mut up = wacht(vec![]);
+    let mut cache = JwksCache::default();
+    let token = key.token(&session_claims(FRONTEND, NOW));
+    let o = run(
+        "/admin/users",
+        &[("authorization", &bearer(&token))],
+        &cfg,
+        NOW,
+        &mut cache,
+        &mut up,
+    );
+    assert_eq!(o.reply.status, 200);
+    assert!(up.sent.iter().all(|s| s.service == Service::Backend));
+}
+
+#[test]
+fn a_session_without_the_permission_is_forbidden_and_costs_no_backend_call() {
+    let key = TestKey::es256(1);
+    let mut claims = session_claims(FRONTEND, NOW);
+    claims["permissions"] = json!({"organization": ["user:read"], "workspace": null});
+    let token = key.token(&claims);
+    let mut up = wacht(vec![key.public_jwk()]);
+    let o = run(
+        "/admin/users",
+        &[("authorization", &bearer(&token))],
+        &config(&[]),
+        NOW,
+        &mut JwksCache::default(),
+        &mut up,
+    );
+    assert_eq!(o.reply.status, 403);
+    assert_eq!(error_code(&o), "forbidden");
+    assert!(up.sent.iter().all(|s| s.service != Service::Backend));
+
+    // Configured requirements are honoured.
+    let token = key.token(&session_claims(FRONTEND, NOW));
+    let cfg = config(&[("WACHT_REQUIRED_ORGANIZATION", "99")]);
+    let o = run(
+        "/admin/users",
+        &[("authorization", &bearer(&token))],
+        &cfg,
+        NOW,
+        &mut JwksCache::default(),
+        &mut up,
+    );
+    assert_eq!(o.reply.status, 403);
+    let cfg = config(&[(
+        "WACHT_REQUIRED_PERMISSIONS",
+        "deployment:admin,deployment:read",
+    )]);
+    let o = run(
+        "/admin/users",
+        &[("authorization", &bearer(&token))],
+        &cfg,
+        NOW,
+        &mut JwksCache::default(),
+        &mut up,
+    );
+    assert_eq!(o.reply.status, 200);
+}
+
+#[test]
+fn an_invalid_token_is_401_with_www_authenticate() {
+    let key = TestKey::es256(1);
+    let mut up = wacht(vec![key.public_jwk()]);
+    let cfg = config(&[]);
+    let expired = key.token(&session_claims(FRONTEND, NOW - 100));
+    let wrong_iss = key.token(&session_claims("https://evil.example.com", NOW));
+    let rogue = TestKey::es256(9).token(&session_claims(FRONTEND, NOW));
+    for token in [expired, wrong_iss, rogue] {
+        let o = run(
+            "/admin/users",
+            &[("authorization", &bearer(&token))],
+            &cfg,
+            NOW,
+            &mut JwksCache::default(),
+            &mut up,
+        );
+        assert_eq!(o.reply.status, 401);
+        assert_eq!(error_code(&o), "invalid_token");
+        assert!(
+            o.reply
+                .header("www-authenticate")
+                .unwrap()
+                .starts_with("Bearer")
+        );
+    }
+    assert!(up.sent.iter().all(|s| s.service != Service::Backend));
+}
+
+#[test]
+fn machine_credentials_go_through_the_gateway() {
+    let cfg = config(&[]);
+    let mut up = wacht(vec![]);
+    let o = run(
+        "/admin/users?limit=5",
+        &[
+            ("x-api-key", "ak_live_123"),
+            ("cf-connecting-ip", "203.0.113.9"),
+            ("user-agent", "curl/8.5"),
+        ],
+        &cfg,
+        NOW,
+        &mut JwksCache::default(),
+        &mut up,
+    );
+    assert_eq!(o.reply.status, 200);
+    assert_eq!(o.credential, Some("api_key"));
+    assert_eq!(o.gateway_request_id.as_deref(), Some("req_42"));
+    let gw = &up.sent[0];
+    assert_eq!((gw.service, gw.method), (Service::Gateway, Method::Post));
+    assert_eq!(gw.authority, "gateway.wacht.dev");
+    assert_eq!(gw.path, "/v1/authz/check");
+    assert_eq!(
+        gw.body,
+        Some(
+            json!({"principal":{"type":"api_key","value":"ak_live_123"},"resource":"/admin/users","method":"GET",
+                    "client_ip":"203.0.113.9","user_agent":"curl/8.5","required_permissions":["user:read"]})
+        )
+    );
+    assert_eq!(up.sent[1].path, "/users?limit=5");
+
+    let mut up = wacht(vec![]);
+    let o = run(
+        "/admin/users",
+        &[
+            ("authorization", "Bearer oat_abc"),
+            ("x-forwarded-for", "198.51.100.1, 10.0.0.1"),
+        ],
+        &cfg,
+        NOW,
+        &mut JwksCache::default(),
+        &mut up,
+    );
+    assert_eq!(o.reply.status, 200);
+    let body = up.sent[0].body.clone().unwrap();
+    assert_eq!(body["principal"]["type"], "oauth_access_token");
+    assert_eq!(body["client_ip"], "198.51.100.1");
+    assert!(body.get("user_agent").is_none());
+}
+
+#[test]
+fn gateway_denials() {
+    let cfg = config(&[]);
+    let cases: Vec<(Result<OutResponse, TransportError>, u16, &str)> = vec![
+        (
+            ok(
+                200,
+                r#"{"request_id":"r","allowed":false,"reason":"permission_denied","retry_after":null}"#,
+            ),
+            403,
+            "forbidden",
+        ),
+        (
+            ok(
+                200,
+                r#"{"request_id":"r","allowed":false,"reason":"rate_limited","retry_after":2500}"#,
+            ),
+            429,
+            "rate_limited",
+        ),
+        (ok(401, "Invalid API key"), 401, "invalid_credentials"),
+        (ok(500, "{}"), 502, "upstream_error"),
+        (ok(200, "{\"allowed\":"), 502, "upstream_error"),
+        (Err(TransportError::Timeout), 504, "upstream_timeout"),
+        (
+            Err(TransportError::Unreachable),
+            503,
+            "upstream_unavailable",
+        ),
+    ];
+    for (answer, status, code) in cases {
+        let mut answer = Some(answer);
+        let mut up = Fake {
+            sent: vec![],
+            script: Box::new(move |s| match s.service {
+                Service::Gateway => answer.take().unwrap(),
+                _ => ok(200, PAGE),
+            }),
+        };
+        let o = run(
+            "/admin/users",
+            &[("x-api-key", "ak_1")],
+            &cfg,
+            NOW,
+            &mut JwksCache::default(),
+            &mut up,
+        );
+        assert_eq!((o.reply.status, error_code(&o).as_str()), (status, code));
+        assert_eq!(up.sent.len(), 1, "no backend call after a denial");
+        if status == 429 {
+            assert_eq!(o.reply.header("retry-after"), Some("3"));
+        }
+    }
+}
+
+#[test]
+fn backend_failures_map_to_gateway_statuses() {
+    let cfg = config(&[]);
+    let cases: Vec<(Result<OutResponse, TransportError>, u16, &str)> = vec![
+        (
+            ok(500, r#"{"errors":[{"message":"boom","code":500}]}"#),
+            502,
+            "upstream_error",
+        ),
+        (ok(200, "{\"data\":["), 502, "upstream_error"),
+        (
+            ok(
+                401,
+                r#"{"errors":[{"message":"Invalid API key","code":401}]}"#,
+            ),
+            502,
+            "upstream_auth_failed",
+        ),
+        (
+            ok(429, r#"{"errors":[{"message":"slow down","code":429}]}"#),
+            503,
+            "upstream_rate_limited",
+        ),
+        (Err(TransportError::Timeout), 504, "upstream_timeout"),
+        (
+            Err(TransportError::Unreachable),
+            503,
+            "upstream_unavailable",
+        ),
+        (Err(TransportError::TooLarge), 502, "upstream_error"),
+    ];
+    for (answer, status, code) in cases {
+        let mut answer = Some(answer);
+        let mut up = Fake {
+            sent: vec![],
+            script: Box::new(move |s| match s.service {
+                Service::Backend => answer.take().unwrap(),
+                _ => ok(200, r#"{"request_id":"r","allowed":true}"#),
+            }),
+        };
+        let o = run(
+            "/admin/users",
+            &[("x-api-key", "ak_1")],
+            &cfg,
+            NOW,
+            &mut JwksCache::default(),
+            &mut up,
+        );
+        assert_eq!((o.reply.status, error_code(&o).as_str()), (status, code));
+        let body = String::from_utf8(o.reply.body.clone()).unwrap();
+        assert!(!body.contains(API_KEY) && !body.contains("boom"));
+    }
+}
+
+#[test]
+fn requests_refused_before_any_upstream_call() {
+    let mut up = wacht(vec![]);
+    let cfg = config(&[]);
+    let cases = [
+        ("/admin/users?limit=500", vec![("x-api-key", "ak_1")], 400),
+        ("/nope", vec![("x-api-key", "ak_1")], 404),
+        ("/admin/users", vec![], 401),
+        ("/admin/users", vec![("authorization", "Basic abc")], 401),
+    ];
+    for (target, hdrs, status) in cases {
+        let o = run(target, &hdrs, &cfg, NOW, &mut JwksCache::default(), &mut up);
+        assert_eq!(o.reply.status, status, "{target}");
+    }
+    let missing_key = Config::from_vars([("WACHT_PUBLISHABLE_KEY", PK)]);
+    let o = run(
+        "/admin/users",
+        &[("x-api-key", "ak_1")],
+        &missing_key,
+        NOW,
+        &mut JwksCache::default(),
+        &mut up,
+    );
+    assert_eq!(o.reply.status, 500);
+    assert!(String::from_utf8_lossy(&o.reply.body).contains("WACHT_API_KEY"));
+    assert!(up.sent.is_empty());
+}
+
+#[test]
+fn log_line_carries_no_secret() {
+    let key = TestKey::es256(1);
+    let token = key.token(&session_claims(FRONTEND, NOW));
+    let mut up = wacht(vec![key.public_jwk()]);
+    let o = run(
+        "/admin/users?search=secret-search",
+        &[("authorization", &bearer(&token))],
+        &config(&[]),
+        NOW,
+        &mut JwksCache::default(),
+        &mut up,
+    );
+    let line = o.log_line("GET", "/admin/users?search=secret-search", 1.0);
+    assert_eq!(
+        line,
+        "wacht-admin method=GET path=/admin/users status=200 credential=session gateway_request_id=- upstream_status=200 duration_ms=1.0"
+    );
+    assert!(!line.contains(&token) && !line.contains(API_KEY) && !line.contains("secret-search"));
+    let odd = o.log_line("GET\n", "/a b\nc", 0.0);
+    assert!(!odd.contains('\n'));
+}
+
+#[test]
+fn client_ip_must_be_an_address() {
+    let h = headers(&[
+        ("cf-connecting-ip", "not-an-ip"),
+        ("x-forwarded-for", "1.2.3.4"),
+    ]);
+    let req = Incoming {
+        method: "GET",
+        target: "/",
+        headers: &h,
+    };
+    assert_eq!(req.client_ip(), None);
+    let h = headers(&[("X-Forwarded-For", " 2001:db8::1 , 1.2.3.4")]);
+    let req = Incoming {
+        method: "GET",
+        target: "/",
+        headers: &h,
+    };
+    assert_eq!(req.client_ip(), Some("2001:db8::1"));
+}

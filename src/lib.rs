@@ -1,0 +1,28 @@
+//! wacht-admin: `GET /admin/users` behind Wacht auth, as one WASI HTTP component.
+//!
+//! Everything but `wasi_adapter` is a pure core: no wasi, no HTTP client, the clock passed in.
+//! - `request`: routing and query validation
+//! - `credentials`: which credential a request carries
+//! - `jwks`, `jwt`, `claims`: where the session JWT is checked
+//! - `protect`: the permission rules of `auth.protect`
+//! - `gateway`: API keys / OAuth tokens checked through the Wacht gateway
+//! - `backend`: the users call to the Wacht backend API
+//! - `handler`: the request flow, over an `Upstream` trait
+//! - `error`: every error mapped to a response, in one place
+
+pub mod backend;
+pub mod claims;
+pub mod config;
+pub mod credentials;
+pub mod error;
+pub mod gateway;
+pub mod handler;
+pub mod jwks;
+pub mod jwks_cache;
+pub mod jwt;
+pub mod protect;
+pub mod request;
+pub mod upstream;
+
+#[cfg(target_arch = "wasm32")]
+mod wasi_adapter;

@@ -1,0 +1,263 @@
+//! The thin wasi:http adapter: turns an incoming wasi request into the core's `Incoming`,
+//! implements `Upstream` with `wasi:http/outgoing-handler`, and writes the core's `Reply` out.
+//! Everything that decides anything lives in the core modules.
+
+use std::cell::RefCell;
+use std::io::Write as _;
+
+use crate::config::{Config, ConfigError};
+use crate::error::Reply;
+use crate::handler::{self, Context, Incoming};
+use crate::jwks_cache::JwksCache;
+use crate::upstream::{Method as OutMethod, OutRequest, OutResponse, TransportError, Upstream};
+
+// The generated bindings are FFI glue and need `unsafe`; the adapter code below needs none.
+#[allow(unsafe_code)]
+mod bindings {
+    wit_bindgen::generate!({
+        path: "wit",
+        world: "wacht-admin",
+        // The world also lists the imports Rust std needs; bind them too rather than map each.
+        generate_all,
+    });
+}
+
+#[allow(unsafe_code)]
+mod export {
+    use super::Component;
+    super::bindings::export!(Component with_types_in super::bindings);
+}
+
+use bindings::exports::wasi::http::incoming_handler::Guest;
+use bindings::wasi;
+use wasi::clocks::monotonic_clock;
+use wasi::http::outgoing_handler;
+use wasi::http::types::{
+    ErrorCode, Fields, IncomingRequest, Method, OutgoingBody, OutgoingRequest, OutgoingResponse,
+    RequestOptions, ResponseOutparam, Scheme,
+};
+use wasi::io::poll::{Pollable, poll};
+use wasi::io::streams::StreamError;
+
+struct Component;
+
+/// State that lives as long as the instance: hosts that reuse instances (the jco pool on
+/// Workers, the native host) keep the JWKS and the parsed configuration between requests.
+#[derive(Default)]
+struct InstanceState {
+    config: Option<Result<Config, ConfigError>>,
+    jwks: JwksCache,
+}
+
+thread_local! {
+    static STATE: RefCell<InstanceState> = RefCell::new(InstanceState::default());
+}
+
+const WRITE_CHUNK: usize = 4096;
+const READ_CHUNK: u64 = 64 * 1024;
+
+impl Guest for Component {
+    fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
+        let started = monotonic_clock::now();
+        let method = method_name(&request.method());
+        let target = request.path_with_query().unwrap_or_else(|| "/".to_string());
+        let headers = request.headers().entries();
+        drop(request);
+        let now = wasi::clocks::wall_clock::now().seconds;
+
+        let outcome = STATE.with_borrow_mut(|state| {
+            let config = state
+                .config
+                .get_or_insert_with(|| Config::from_vars(std::env::vars()));
+            let incoming = Incoming {
+                method: &method,
+                target: &target,
+                headers: &headers,
+            };
+            handler::handle(
+                &incoming,
+                Context {
+                    config,
+                    now,
+                    jwks: &mut state.jwks,
+                    upstream: &mut WasiUpstream,
+                },
+            )
+        });
+
+        let elapsed_ms = monotonic_clock::now().saturating_sub(started) as f64 / 1e6;
+        // Logging must never fail the request (eprintln! would panic on a closed stderr).
+        let _ = writeln!(
+            std::io::stderr(),
+            "{}",
+            outcome.log_line(&method, &target, elapsed_ms)
+        );
+        write_reply(response_out, &outcome.reply);
+    }
+}
+
+fn method_name(method: &Method) -> String {
+    match method {
+        Method::Get => "GET".into(),
+        Method::Head => "HEAD".into(),
+        Method::Post => "POST".into(),
+        Method::Put => "PUT".into(),
+        Method::Delete => "DELETE".into(),
+        Method::Connect => "CONNECT".into(),
+        Method::Options => "OPTIONS".into(),
+        Method::Trace => "TRACE".into(),
+        Method::Patch => "PATCH".into(),
+        Method::Other(other) => other.clone(),
+    }
+}
+
+fn write_reply(out: ResponseOutparam, reply: &Reply) {
+    let headers = Fields::new();
+    for (name, value) in &reply.headers {
+        let _ = headers.append(name, value.as_bytes());
+    }
+    let _ = headers.append("content-length", reply.body.len().to_string().as_bytes());
+    let response = OutgoingResponse::new(headers);
+    let _ = response.set_status_code(reply.status);
+    let Ok(body) = response.body() else {
+        ResponseOutparam::set(out, Err(ErrorCode::InternalError(None)));
+        return;
+    };
+    ResponseOutparam::set(out, Ok(response));
+    if let Ok(stream) = body.write() {
+        for chunk in reply.body.chunks(WRITE_CHUNK) {
+            if stream.blocking_write_and_flush(chunk).is_err() {
+                // The client went away; nothing more to do.
+                return;
+            }
+        }
+        drop(stream);
+    }
+    let _ = OutgoingBody::finish(body, None);
+}
+
+/// `Upstream` over `wasi:http/outgoing-handler`, with one deadline for the whole exchange.
+struct WasiUpstream;
+
+impl Upstream for WasiUpstream {
+    fn send(&mut self, req: OutRequest<'_>) -> Result<OutResponse, TransportError> {
+        let timeout_ns = req.timeout_ms.saturating_mul(1_000_000);
+        let deadline = monotonic_clock::now().saturating_add(timeout_ns);
+
+        let headers = Fields::new();
+        for (name, value) in &req.headers {
+            headers
+                .append(name, value.as_bytes())
+                .map_err(|_| TransportError::Failed)?;
+        }
+        if let Some(body) = &req.body {
+            headers
+                .append("content-length", body.len().to_string().as_bytes())
+                .map_err(|_| TransportError::Failed)?;
+        }
+        let outgoing = OutgoingRequest::new(headers);
+        let method = match req.method {
+            OutMethod::Get => Method::Get,
+            OutMethod::Post => Method::Post,
+        };
+        let scheme = if req.base.https {
+            Scheme::Https
+        } else {
+            Scheme::Http
+        };
+        outgoing
+            .set_method(&method)
+            .and_then(|()| outgoing.set_scheme(Some(&scheme)))
+            .and_then(|()| outgoing.set_authority(Some(&req.base.authority)))
+            .and_then(|()| outgoing.set_path_with_query(Some(&req.path_with_query)))
+            .map_err(|()| TransportError::Failed)?;
+
+        // Only a request with a body takes the body resource: a GET whose body is never taken
+        // goes out with none, instead of racing an empty body's `finish` against the response.
+        let body = match &req.body {
+            Some(_) => Some(outgoing.body().map_err(|()| TransportError::Failed)?),
+            None => None,
+        };
+
+        // Hosts that honour these fail fast on their own; the deadline below bounds the rest.
+        let options = RequestOptions::new();
+        let _ = options.set_connect_timeout(Some(timeout_ns));
+        let _ = options.set_first_byte_timeout(Some(timeout_ns));
+        let _ = options.set_between_bytes_timeout(Some(timeout_ns));
+
+        let future = outgoing_handler::handle(outgoing, Some(options)).map_err(map_error)?;
+
+        if let (Some(body), Some(bytes)) = (body, &req.body) {
+            let stream = body.write().map_err(|()| TransportError::Failed)?;
+            for chunk in bytes.chunks(WRITE_CHUNK) {
+                stream
+                    .blocking_write_and_flush(chunk)
+                    .map_err(|_| TransportError::Failed)?;
+            }
+            drop(stream);
+            OutgoingBody::finish(body, None).map_err(map_error)?;
+        }
+
+        wait(&future.subscribe(), deadline)?;
+        let response = match future.get() {
+            Some(Ok(Ok(response))) => response,
+            Some(Ok(Err(code))) => return Err(map_error(code)),
+            Some(Err(())) | None => return Err(TransportError::Failed),
+        };
+        let status = response.status();
+        let incoming_body = response.consume().map_err(|()| TransportError::Failed)?;
+        let stream = incoming_body
+            .stream()
+            .map_err(|()| TransportError::Failed)?;
+        let mut body = Vec::new();
+        loop {
+            wait(&stream.subscribe(), deadline)?;
+            match stream.read(READ_CHUNK) {
+                Ok(chunk) => {
+                    if body.len().saturating_add(chunk.len()) > req.max_body_bytes {
+                        return Err(TransportError::TooLarge);
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Err(StreamError::Closed) => break,
+                Err(StreamError::LastOperationFailed(_)) => return Err(TransportError::Failed),
+            }
+        }
+        drop(stream);
+        drop(incoming_body);
+        Ok(OutResponse { status, body })
+    }
+}
+
+/// Waits for `pollable` until `deadline` (monotonic nanoseconds).
+fn wait(pollable: &Pollable, deadline: u64) -> Result<(), TransportError> {
+    if pollable.ready() {
+        return Ok(());
+    }
+    let timer = monotonic_clock::subscribe_instant(deadline);
+    let ready = poll(&[pollable, &timer]);
+    if ready.contains(&0) {
+        Ok(())
+    } else {
+        Err(TransportError::Timeout)
+    }
+}
+
+fn map_error(code: ErrorCode) -> TransportError {
+    match code {
+        ErrorCode::DnsTimeout
+        | ErrorCode::ConnectionTimeout
+        | ErrorCode::ConnectionReadTimeout
+        | ErrorCode::ConnectionWriteTimeout
+        | ErrorCode::HttpResponseTimeout => TransportError::Timeout,
+        ErrorCode::DnsError(_)
+        | ErrorCode::DestinationNotFound
+        | ErrorCode::DestinationUnavailable
+        | ErrorCode::DestinationIpProhibited
+        | ErrorCode::DestinationIpUnroutable
+        | ErrorCode::ConnectionRefused
+        | ErrorCode::ConnectionLimitReached => TransportError::Unreachable,
+        ErrorCode::HttpResponseBodySize(_) => TransportError::TooLarge,
+        _ => TransportError::Failed,
+    }
+}

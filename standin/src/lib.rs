@@ -1,0 +1,11 @@
+//! A stand-in for the Wacht services.
+
+pub mod server;
+pub mod tokens;
+pub mod users;
+
+pub use server::{
+    Credential, Endpoint, Fault, PrincipalType, Recorded, StandIn, StandInConfig,
+    publishable_key_for, random_secret,
+};
+pub use users::{User, sample_users};

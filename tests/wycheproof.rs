@@ -1,0 +1,273 @@
+// Wycheproof vectors against the JWT core (C2SP/wycheproof, testvectors_v1).
+//
+// The vectors are read in place, never copied: from `$WYCHEPROOF_DIR`, else
+// `../shared/testdata/wycheproof/` beside the checkout. Where neither exists the tests say
+// "SKIPPED" on stderr and pass, except under `CI`, where a missing directory fails.
+//
+// - JWS / JWK files: every `invalid` vector must be rejected; every `valid` one whose algorithm
+//   this core supports (ES256, ES384, RS256) and whose key set it can use must be accepted; the
+//   other valid ones (HS*, PS*, RS384/512, ES512) are counted as rejected by policy.
+// - ECDSA P1363 files: `verify_raw`, the function the JWS layer uses, on raw r‖s signatures:
+//   every `invalid` rejected, every `valid` accepted.
+//
+// Run with `--nocapture` to see the counts.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+use wacht_admin::jwks::{Alg, KeySet};
+use wacht_admin::jwt::{verify_raw, verify_signature};
+
+fn vectors_dir() -> Option<PathBuf> {
+    let dir = match std::env::var_os("WYCHEPROOF_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/wycheproof"),
+    };
+    if dir.join("json_web_signature_test.json").is_file() {
+        return Some(dir);
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!(
+            "Wycheproof vectors not found at {} (set WYCHEPROOF_DIR); CI must not skip them",
+            dir.display()
+        );
+    }
+    eprintln!(
+        "SKIPPED: Wycheproof vectors not found at {} (set WYCHEPROOF_DIR)",
+        dir.display()
+    );
+    None
+}
+
+fn load(dir: &Path, name: &str) -> Value {
+    let path = dir.join(name);
+    let text = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_slice(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The group's key(s) as a public JWK Set: `public` if given, else `private` with the private
+/// members removed. Returns the parse result: unusable sets (HMAC secrets, P-521, …) are `Err`.
+fn group_keyset(group: &Value) -> Result<KeySet, String> {
+    let doc = group
+        .get("public")
+        .or_else(|| group.get("private"))
+        .expect("group has a key");
+    let mut keys = match doc.get("keys") {
+        Some(keys) => keys.as_array().expect("keys array").clone(),
+        None => vec![doc.clone()],
+    };
+    for key in &mut keys {
+        if let Some(key) = key.as_object_mut() {
+            for private in ["d", "p", "q", "dp", "dq", "qi", "oth"] {
+                key.remove(private);
+            }
+        }
+    }
+    let doc = serde_json::to_vec(&json!({ "keys": keys })).unwrap();
+    KeySet::parse(&doc).map_err(|e| format!("{e:?}"))
+}
+
+/// The header `alg` of a compact JWS, if it has a readable one.
+fn header_alg(jws: &str) -> Option<String> {
+    use base64::Engine as _;
+    let header = jws.split('.').next()?;
+    let header = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .ok()?;
+    let header: Value = serde_json::from_slice(&header).ok()?;
+    header.get("alg")?.as_str().map(str::to_owned)
+}
+
+#[derive(Default, Debug)]
+struct Counts {
+    valid_accepted: usize,
+    valid_rejected_by_policy: usize,
+    invalid_rejected: usize,
+    acceptable: usize,
+    reasons: BTreeMap<String, usize>,
+    failures: Vec<String>,
+}
+
+fn run_jws_file(dir: &Path, name: &str) -> Counts {
+    let file = load(dir, name);
+    let mut counts = Counts::default();
+    let mut seen = 0;
+    for group in file["testGroups"].as_array().expect("testGroups") {
+        let keyset = group_keyset(group);
+        for test in group["tests"].as_array().expect("tests") {
+            seen += 1;
+            let id = test["tcId"].as_u64().unwrap_or(0);
+            let comment = test["comment"].as_str().unwrap_or("");
+            let result = test["result"].as_str().expect("result");
+            // JSON-serialised JWS objects are not compact tokens: never accepted here.
+            let (outcome, alg) = match (&keyset, test["jws"].as_str()) {
+                (Err(e), _) => (Err(format!("keyset: {e}")), None),
+                (Ok(_), None) => (Err("not a compact JWS".to_owned()), None),
+                (Ok(keys), Some(jws)) => (
+                    verify_signature(jws, keys)
+                        .map(|_| ())
+                        .map_err(|e| format!("{e:?}")),
+                    header_alg(jws),
+                ),
+            };
+            let supported = keyset.is_ok()
+                && alg.as_deref().is_some_and(|a| {
+                    [Alg::Es256, Alg::Es384, Alg::Rs256]
+                        .iter()
+                        .any(|s| s.name() == a)
+                });
+            match (result, outcome) {
+                ("invalid", Ok(())) => counts.failures.push(format!(
+                    "{name} tcId {id} ({comment}): invalid vector accepted"
+                )),
+                ("invalid", Err(reason)) => {
+                    counts.invalid_rejected += 1;
+                    *counts.reasons.entry(reason).or_default() += 1;
+                }
+                ("valid", Ok(())) => counts.valid_accepted += 1,
+                ("valid", Err(reason)) if supported => counts.failures.push(format!(
+                    "{name} tcId {id} ({comment}): valid {alg:?} vector rejected: {reason}"
+                )),
+                ("valid", Err(_)) => counts.valid_rejected_by_policy += 1,
+                ("acceptable", _) => counts.acceptable += 1,
+                (other, _) => panic!("{name} tcId {id}: unknown result {other}"),
+            }
+        }
+    }
+    assert_eq!(
+        Some(seen),
+        file["numberOfTests"].as_u64().map(|n| n as usize),
+        "{name}: vector count"
+    );
+    eprintln!(
+        "{name}: {seen} vectors: valid accepted {}, valid rejected by policy {}, invalid rejected {}, acceptable {}",
+        counts.valid_accepted,
+        counts.valid_rejected_by_policy,
+        counts.invalid_rejected,
+        counts.acceptable
+    );
+    for (reason, n) in &counts.reasons {
+        eprintln!("    invalid rejected as {reason}: {n}");
+    }
+    counts
+}
+
+fn assert_clean(name: &str, counts: &Counts) {
+    assert!(
+        counts.failures.is_empty(),
+        "{name}: {} failures:\n{}",
+        counts.failures.len(),
+        counts.failures.join("\n")
+    );
+}
+
+#[test]
+fn json_web_signature_vectors() {
+    let Some(dir) = vectors_dir() else { return };
+    let name = "json_web_signature_test.json";
+    let counts = run_jws_file(&dir, name);
+    assert_clean(name, &counts);
+    // ES256 and RS256 groups hold supported valid vectors: rejecting everything must fail here.
+    assert!(counts.valid_accepted >= 10, "{counts:?}");
+    assert!(counts.invalid_rejected >= 300, "{counts:?}");
+}
+
+#[test]
+fn json_web_key_vectors() {
+    let Some(dir) = vectors_dir() else { return };
+    let name = "json_web_key_test.json";
+    let counts = run_jws_file(&dir, name);
+    assert_clean(name, &counts);
+    assert!(counts.valid_accepted >= 1, "{counts:?}");
+}
+
+fn hex(s: &str) -> Vec<u8> {
+    assert!(s.len().is_multiple_of(2), "odd hex length");
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+fn run_p1363_file(dir: &Path, name: &str, crv: &str, sha: &str, field: usize, alg: Alg) {
+    use base64::Engine as _;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let file = load(dir, name);
+    let (mut valid, mut invalid, mut acceptable, mut seen) = (0, 0, 0, 0);
+    let mut failures = Vec::new();
+    for group in file["testGroups"].as_array().expect("testGroups") {
+        assert_eq!(group["sha"], sha, "{name}: unexpected hash");
+        let jwk = match group.get("publicKeyJwk") {
+            Some(jwk) => jwk.clone(),
+            None => {
+                let point = hex(group["publicKey"]["uncompressed"].as_str().expect("point"));
+                assert_eq!(point.len(), 1 + 2 * field);
+                json!({"kty": "EC", "crv": crv, "x": b64(&point[1..=field]), "y": b64(&point[1 + field..])})
+            }
+        };
+        let doc = serde_json::to_vec(&json!({ "keys": [jwk] })).unwrap();
+        let keys = KeySet::parse(&doc).unwrap_or_else(|e| panic!("{name}: group key: {e:?}"));
+        let key = &keys.keys()[0];
+        assert_eq!(key.alg(), alg);
+        for test in group["tests"].as_array().expect("tests") {
+            seen += 1;
+            let id = test["tcId"].as_u64().unwrap_or(0);
+            let msg = hex(test["msg"].as_str().expect("msg"));
+            let sig = hex(test["sig"].as_str().expect("sig"));
+            let ok = verify_raw(key, &msg, &sig).is_ok();
+            match (test["result"].as_str().expect("result"), ok) {
+                ("valid", true) => valid += 1,
+                ("invalid", false) => invalid += 1,
+                ("acceptable", _) => acceptable += 1,
+                (result, _) => failures.push(format!(
+                    "{name} tcId {id} ({}): {result} vector {}",
+                    test["comment"].as_str().unwrap_or(""),
+                    if ok { "accepted" } else { "rejected" }
+                )),
+            }
+        }
+    }
+    assert_eq!(
+        Some(seen),
+        file["numberOfTests"].as_u64().map(|n| n as usize)
+    );
+    eprintln!(
+        "{name}: {seen} vectors: valid accepted {valid}, invalid rejected {invalid}, acceptable {acceptable}"
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(valid > 100 && invalid > 50, "{name}: too few vectors ran");
+}
+
+#[test]
+fn ecdsa_p256_p1363_vectors() {
+    let Some(dir) = vectors_dir() else { return };
+    run_p1363_file(
+        &dir,
+        "ecdsa_secp256r1_sha256_p1363_test.json",
+        "P-256",
+        "SHA-256",
+        32,
+        Alg::Es256,
+    );
+}
+
+#[test]
+fn ecdsa_p384_p1363_vectors() {
+    let Some(dir) = vectors_dir() else { return };
+    run_p1363_file(
+        &dir,
+        "ecdsa_secp384r1_sha384_p1363_test.json",
+        "P-384",
+        "SHA-384",
+        48,
+        Alg::Es384,
+    );
+}
