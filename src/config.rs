@@ -59,10 +59,12 @@ impl BaseUrl {
         if authority.is_empty() || !authority.chars().all(is_authority_char) {
             return None;
         }
-        if let Some((host, port)) = authority.rsplit_once(':') {
-            if host.is_empty() || port.parse::<u16>().is_err() {
-                return None;
-            }
+        // `[::1]` has colons but no port; `host:port` and `[::1]:port` need a valid port.
+        if !authority.ends_with(']')
+            && let Some((host, port)) = authority.rsplit_once(':')
+            && (host.is_empty() || port.parse::<u16>().is_err())
+        {
+            return None;
         }
         Some(BaseUrl {
             https,

@@ -27,6 +27,8 @@ pub enum CredentialError {
     NotBearer,
     #[error("the credential is empty, too long or not printable ASCII")]
     Malformed,
+    #[error("send exactly one Authorization or x-api-key header")]
+    Ambiguous,
 }
 
 impl Credential<'_> {

@@ -82,7 +82,7 @@ impl Error {
             Error::Credential(CredentialError::Missing | CredentialError::NotBearer) => {
                 (401, "missing_credentials", vec![(WWW, "Bearer".into())])
             }
-            Error::Credential(CredentialError::Malformed) => (
+            Error::Credential(CredentialError::Malformed | CredentialError::Ambiguous) => (
                 401,
                 "invalid_credentials",
                 vec![(WWW, "Bearer error=\"invalid_token\"".into())],
@@ -191,6 +191,11 @@ mod tests {
             ),
             (
                 CredentialError::Malformed.into(),
+                401,
+                "invalid_credentials",
+            ),
+            (
+                CredentialError::Ambiguous.into(),
                 401,
                 "invalid_credentials",
             ),

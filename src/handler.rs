@@ -7,7 +7,7 @@
 use crate::backend;
 use crate::claims::{ClaimRules, Claims};
 use crate::config::{BaseUrl, Config, ConfigError};
-use crate::credentials::{self, Credential};
+use crate::credentials::{self, Credential, CredentialError};
 use crate::error::{Error, Reply};
 use crate::gateway::{self, GatewayError};
 use crate::jwks::KeySet;
@@ -37,6 +37,22 @@ impl Incoming<'_> {
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .and_then(|(_, v)| std::str::from_utf8(v).ok())
+    }
+
+    /// A header that must not be repeated: two credentials are ambiguous, and picking one
+    /// would let a proxy's header and the caller's disagree about who is calling.
+    fn credential_header(&self, name: &str) -> Result<Option<&str>, CredentialError> {
+        let mut values = self
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name));
+        match (values.next(), values.next()) {
+            (None, _) => Ok(None),
+            (Some((_, v)), None) => std::str::from_utf8(v)
+                .map(Some)
+                .map_err(|_| CredentialError::Malformed),
+            (Some(_), Some(_)) => Err(CredentialError::Ambiguous),
+        }
     }
 
     /// The caller's address: `cf-connecting-ip` (Workers), else the first `x-forwarded-for` hop;
@@ -131,8 +147,10 @@ impl Flow<'_> {
         let config = self.ctx.config.as_ref().map_err(Clone::clone)?;
         // Without our own key nothing can succeed: say so before spending any upstream call.
         let api_key = config.api_key()?;
-        let credential =
-            credentials::extract(req.header("authorization"), req.header("x-api-key"))?;
+        let credential = credentials::extract(
+            req.credential_header("authorization")?,
+            req.credential_header("x-api-key")?,
+        )?;
         self.credential = Some(credential.kind());
         match credential {
             Credential::Session(token) => self.check_session(token, config)?,
@@ -171,13 +189,12 @@ impl Flow<'_> {
         rules: &ClaimRules<'_>,
     ) -> Result<Claims, Error> {
         let now = self.ctx.now;
-        if self.ctx.jwks.usable(now).is_none() {
-            if let Err(e) = self.refresh_jwks(frontend) {
-                // Keep serving with the last good set while the frontend API is unwell.
-                if self.ctx.jwks.last_good().is_none() {
-                    return Err(e);
-                }
-            }
+        // On a failed fetch, keep serving with the last good set while the frontend API is unwell.
+        if self.ctx.jwks.usable(now).is_none()
+            && let Err(e) = self.refresh_jwks(frontend)
+            && self.ctx.jwks.last_good().is_none()
+        {
+            return Err(e);
         }
         let keys = self.current_keys()?;
         match jwt::verify(token, keys, rules) {

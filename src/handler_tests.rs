@@ -1,5 +1,10 @@
 //! Unit tests of the request flow over a scripted `Upstream`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use super::*;
 use crate::jwks_cache::{REFETCH_INTERVAL_SECS, TTL_SECS};
@@ -696,6 +701,39 @@ fn log_line_carries_no_secret() {
     assert!(!line.contains(&token) && !line.contains(API_KEY) && !line.contains("secret-search"));
     let odd = o.log_line("GET\n", "/a b\nc", 0.0);
     assert!(!odd.contains('\n'));
+}
+
+#[test]
+fn repeated_credential_headers_are_refused() {
+    let key = TestKey::es256(1);
+    let token = key.token(&session_claims(FRONTEND, NOW));
+    let cfg = config(&[]);
+    for hdrs in [
+        vec![
+            ("authorization", bearer(&token)),
+            ("Authorization", "Bearer x".to_string()),
+        ],
+        vec![
+            ("x-api-key", "ak_1".to_string()),
+            ("X-Api-Key", "ak_2".to_string()),
+        ],
+    ] {
+        let mut up = wacht(vec![key.public_jwk()]);
+        let pairs: Vec<(&str, &str)> = hdrs.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let o = run(
+            "/admin/users",
+            &pairs,
+            &cfg,
+            NOW,
+            &mut JwksCache::default(),
+            &mut up,
+        );
+        assert_eq!(
+            (o.reply.status, error_code(&o).as_str()),
+            (401, "invalid_credentials")
+        );
+        assert!(up.sent.is_empty());
+    }
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rsa::BigUint;
+use rsa::BoxedUint;
 use serde_json::{Map, Value};
 
 /// Documents over this size are refused unparsed (a JWKS with a few keys is ~1 KiB).
@@ -56,7 +56,7 @@ impl Alg {
 pub(crate) enum PublicKey {
     Es256(p256::ecdsa::VerifyingKey),
     Es384(p384::ecdsa::VerifyingKey),
-    Rs256(rsa::RsaPublicKey),
+    Rs256(rsa::PublicKey),
 }
 
 /// One usable key of the set.
@@ -237,44 +237,64 @@ fn uncompressed(jwk: &Map<String, Value>, len: usize) -> Option<Vec<u8>> {
     (x.len() == len && y.len() == len).then(|| [&[4u8][..], &x, &y].concat())
 }
 
-fn rsa_key(jwk: &Map<String, Value>) -> Option<rsa::RsaPublicKey> {
+fn rsa_key(jwk: &Map<String, Value>) -> Option<rsa::PublicKey> {
     let (n, e) = (b64_member(jwk, "n")?, b64_member(jwk, "e")?);
     // An even modulus or exponent is no RSA key; e = 1 would make every message its own signature.
     let odd = |bytes: &[u8]| bytes.last().is_some_and(|b| b & 1 == 1);
     if !odd(&n) || !odd(&e) {
         return None;
     }
-    let (n, e) = (BigUint::from_bytes_be(&n), BigUint::from_bytes_be(&e));
-    if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&n.bits())
-        || e < BigUint::from(3u8)
-        || e > BigUint::from(MAX_RSA_EXPONENT)
-        || roca::is_vulnerable(&n)
+    // Leading zero octets are tolerated (some libraries emit one) and dropped, so the modulus is
+    // stored at its own size and the arithmetic is no wider than it must be.
+    let (n, e) = (trim_zeros(&n), trim_zeros(&e));
+    // An exponent of more than 8 octets is far above the bound.
+    let e = (e.len() <= 8).then(|| e.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)))?;
+    if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bit_len(n))
+        || !(3..=MAX_RSA_EXPONENT).contains(&e)
+        || roca::is_vulnerable(n)
     {
         return None;
     }
-    rsa::RsaPublicKey::new_with_max_size(n, e, MAX_RSA_BITS).ok()
+    rsa::PublicKey::new_with_size_limits(
+        BoxedUint::from_be_slice_vartime(n),
+        BoxedUint::from(e),
+        MIN_RSA_BITS..=MAX_RSA_BITS,
+    )
+    .ok()
+}
+
+/// A big-endian integer without its leading zero octets.
+fn trim_zeros(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
+    bytes.get(start..).unwrap_or_default()
+}
+
+/// The bit length of a big-endian integer without leading zero octets.
+fn bit_len(trimmed: &[u8]) -> usize {
+    match trimmed.first() {
+        None => 0,
+        Some(&top) => trimmed.len() * 8 - top.leading_zeros() as usize,
+    }
 }
 
 /// The ROCA fingerprint (CVE-2017-15361): moduli from the flawed Infineon generator are, modulo
 /// each small prime p below, a power of 65537. Such keys' private keys can be recovered.
 /// A random modulus passes all these tests with probability ~2^-154 at most.
 mod roca {
-    use rsa::BigUint;
-
     const PRIMES: [u32; 39] = [
         3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89,
         97, 101, 103, 107, 109, 113, 127, 131, 137, 139, 149, 151, 157, 163, 167, 173,
     ];
     const GENERATOR: u64 = 65537;
 
-    pub(super) fn is_vulnerable(n: &BigUint) -> bool {
+    /// `n`: the modulus, big-endian.
+    pub(super) fn is_vulnerable(n: &[u8]) -> bool {
         PRIMES.iter().all(|&p| {
             let p = u64::from(p);
-            // The residue is below p: its big-endian bytes fit a u64.
-            let residue = (n % BigUint::from(p))
-                .to_bytes_be()
+            // n mod p by Horner's rule; every intermediate stays below 256 * p.
+            let residue = n
                 .iter()
-                .fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+                .fold(0u64, |acc, &b| ((acc << 8) | u64::from(b)) % p);
             in_subgroup(residue, p)
         })
     }
@@ -487,19 +507,61 @@ mod tests {
         assert!(one(missing).is_err());
     }
 
+    /// 65537^k, big-endian.
+    fn power_of_65537(k: u32) -> Vec<u8> {
+        let mut n = vec![1u8];
+        for _ in 0..k {
+            let mut carry = 0u64;
+            for byte in n.iter_mut().rev() {
+                let v = u64::from(*byte) * 65537 + carry;
+                *byte = v as u8;
+                carry = v >> 8;
+            }
+            while carry > 0 {
+                n.insert(0, carry as u8);
+                carry >>= 8;
+            }
+        }
+        n
+    }
+
     #[test]
     fn roca_fingerprint() {
         // A power of 65537 is, modulo every prime, in the subgroup 65537 generates.
-        let mut fake = BigUint::from(1u8);
-        for _ in 0..87 {
-            fake *= BigUint::from(65537u32);
-        }
+        let fake = power_of_65537(87);
+        assert_eq!(bit_len(&fake), 1393);
         assert!(roca::is_vulnerable(&fake));
+        // Leading zero octets do not change the residues.
+        assert!(roca::is_vulnerable(&[&[0u8, 0][..], &fake].concat()));
         let real = URL_SAFE_NO_PAD
             .decode(TestKey::rs256().public_jwk()["n"].as_str().unwrap())
             .unwrap();
-        assert!(!roca::is_vulnerable(&BigUint::from_bytes_be(&real)));
-        assert!(!roca::is_vulnerable(&BigUint::from(2u8)));
+        assert!(!roca::is_vulnerable(&real));
+        assert!(!roca::is_vulnerable(&[2]));
+        // The JWK parser refuses a fingerprinted modulus of an accepted size (and odd, as
+        // every power of 65537 is), which nothing but the ROCA check rejects.
+        let roca_n = power_of_65537(157);
+        assert_eq!(bit_len(&roca_n), 2513);
+        assert!(roca::is_vulnerable(&roca_n));
+        assert_eq!(
+            one(rsa_jwk(&roca_n, &[1, 0, 1])).unwrap_err(),
+            JwksError::NoUsableKeys
+        );
+        // One more bit of difference and it is a usable key again.
+        let mut not_roca = roca_n.clone();
+        *not_roca.last_mut().unwrap() ^= 2;
+        assert!(!roca::is_vulnerable(&not_roca));
+        assert!(one(rsa_jwk(&not_roca, &[1, 0, 1])).is_ok());
+    }
+
+    #[test]
+    fn big_endian_helpers() {
+        assert_eq!(bit_len(&[]), 0);
+        assert_eq!(bit_len(&[1]), 1);
+        assert_eq!(bit_len(&[0x80, 0]), 16);
+        assert_eq!(bit_len(trim_zeros(&[0, 0, 0x7f, 0])), 15);
+        assert_eq!(trim_zeros(&[0, 0]), &[] as &[u8]);
+        assert_eq!(trim_zeros(&[]), &[] as &[u8]);
     }
 
     #[test]

@@ -25,15 +25,15 @@ pub enum Denied {
 }
 
 pub fn protect(claims: &Claims, req: &Requirements<'_>) -> Result<(), Denied> {
-    if let Some(org) = req.organization {
-        if claims.organization.as_deref() != Some(org) {
-            return Err(Denied::OrganizationMismatch);
-        }
+    if let Some(org) = req.organization
+        && claims.organization.as_deref() != Some(org)
+    {
+        return Err(Denied::OrganizationMismatch);
     }
-    if let Some(ws) = req.workspace {
-        if claims.workspace.as_deref() != Some(ws) {
-            return Err(Denied::WorkspaceMismatch);
-        }
+    if let Some(ws) = req.workspace
+        && claims.workspace.as_deref() != Some(ws)
+    {
+        return Err(Denied::WorkspaceMismatch);
     }
     let mut held = claims
         .organization_permissions

@@ -41,13 +41,16 @@ const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// What [`Component::load`] builds and every request obeys.
 #[derive(Clone)]
 pub struct EngineOptions {
-    /// Compiled-code cache directory; `None` compiles on every load (~2 s for this component).
+    /// Compiled-code cache directory; `None` compiles on every load (~3 s for this
+    /// component on 2 cores; ~20-40 ms from the cache).
     pub cache_dir: Option<PathBuf>,
     /// `Some(n)`: pooling allocator sized for `n` concurrent requests (faster instantiation,
-    /// reserves virtual memory up front). `None`: on-demand allocation.
+    /// reserves virtual memory up front); further requests wait for a free slot.
+    /// `None`: on-demand allocation, no limit.
     pub pooling: Option<u32>,
     /// Wall-clock limit for one request, guest CPU and outgoing calls together. A guest that
     /// spins past it is interrupted (epoch deadline); one that waits past it is dropped.
+    /// Waiting for a pool slot is bounded by the same duration, separately.
     pub request_timeout: Duration,
     /// Response bodies larger than this are an error (they are buffered whole).
     pub max_response_bytes: usize,
@@ -101,11 +104,18 @@ pub type OutboundFuture =
 /// allowlist (answer `Err(wasmtime_wasi_http::Error::HttpRequestDenied)`), or count calls, and
 /// pass the rest to [`send_direct`].
 pub trait Outbound: Send + Sync + 'static {
-    fn send(&self, request: http::Request<WasiBody>, options: Option<RequestOptions>) -> OutboundFuture;
+    fn send(
+        &self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+    ) -> OutboundFuture;
 }
 
 /// Sends over the real network, exactly as wasmtime-wasi-http does by default.
-pub fn send_direct(request: http::Request<WasiBody>, options: Option<RequestOptions>) -> OutboundFuture {
+pub fn send_direct(
+    request: http::Request<WasiBody>,
+    options: Option<RequestOptions>,
+) -> OutboundFuture {
     Box::pin(async move {
         let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
         Ok((
@@ -133,6 +143,8 @@ pub struct Handled {
 pub struct Component {
     pre: ProxyPre<RequestState>,
     options: EngineOptions,
+    /// One permit per pool slot, when pooling: instantiating past the pool would fail.
+    slots: Option<Arc<tokio::sync::Semaphore>>,
     _ticker: Arc<EpochTicker>,
 }
 
@@ -149,10 +161,18 @@ impl Component {
     /// WASI 0.2 + wasi-http. Fails if the component needs an import the host does not give.
     pub fn load(wasm_path: impl AsRef<Path>, options: &EngineOptions) -> anyhow::Result<Component> {
         let wasm_path = wasm_path.as_ref();
+        let wasm =
+            std::fs::read(wasm_path).with_context(|| format!("reading {}", wasm_path.display()))?;
+        Component::from_binary(&wasm, options)
+            .with_context(|| format!("loading {}", wasm_path.display()))
+    }
+
+    /// [`Component::load`] from the component's bytes.
+    pub fn from_binary(wasm: &[u8], options: &EngineOptions) -> anyhow::Result<Component> {
         let engine = build_engine(options)?;
-        let component = wasmtime::component::Component::from_file(&engine, wasm_path)
+        let component = wasmtime::component::Component::from_binary(&engine, wasm)
             .map_err(anyhow::Error::from)
-            .with_context(|| format!("compiling {}", wasm_path.display()))?;
+            .context("compiling the component")?;
         let mut linker = Linker::<RequestState>::new(&engine);
         // All of WASI 0.2 (Rust std imports wasi:cli beyond the proxy world); the context
         // built per request grants no files, sockets or inherited stdio.
@@ -161,9 +181,13 @@ impl Component {
         let pre = ProxyPre::new(linker.instantiate_pre(&component)?)
             .map_err(anyhow::Error::from)
             .context("the component does not export wasi:http/incoming-handler")?;
+        let slots = options
+            .pooling
+            .map(|n| Arc::new(tokio::sync::Semaphore::new(n as usize)));
         Ok(Component {
             pre,
             options: options.clone(),
+            slots,
             _ticker: Arc::new(EpochTicker::start(engine)?),
         })
     }
@@ -192,12 +216,26 @@ impl Component {
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
         let started = Instant::now();
+        let slot = match &self.slots {
+            Some(slots) => Some(
+                tokio::time::timeout(self.options.request_timeout, slots.clone().acquire_owned())
+                    .await
+                    .map_err(|_| anyhow!("no instance slot freed up within the request timeout"))?
+                    .map_err(|_| anyhow!("instance pool closed"))?,
+            ),
+            None => None,
+        };
         let stderr = MemoryOutputPipe::new(self.options.max_log_bytes);
         let stdout = MemoryOutputPipe::new(self.options.max_log_bytes);
+        // No preopens, no inherited stdio or env, no sockets: the guest reaches the network
+        // only through wasi:http (and so through `EngineOptions::outbound`).
         let wasi = WasiCtx::builder()
             .envs(env)
             .stderr(stderr.clone())
             .stdout(stdout.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
             .build();
         let state = RequestState {
             wasi,
@@ -218,18 +256,33 @@ impl Component {
         store.epoch_deadline_trap();
 
         let (sender, receiver) = tokio::sync::oneshot::channel();
-        let incoming = store.data_mut().http().new_incoming_request(Scheme::Http, req)?;
+        let incoming = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, req)?;
         let outparam = store.data_mut().http().new_response_outparam(sender)?;
 
         // The guest runs in its own task: it writes the response body while we read it.
         let pre = self.pre.clone();
         let guest = AbortOnDrop(tokio::spawn(async move {
-            let proxy = pre.instantiate_async(&mut store).await?;
-            proxy
-                .wasi_http_incoming_handler()
-                .call_handle(&mut store, incoming, outparam)
-                .await?;
-            anyhow::Ok(())
+            let result = async {
+                let proxy = pre
+                    .instantiate_async(&mut store)
+                    .await
+                    .map_err(anyhow::Error::from)
+                    .context("instantiating the component")?;
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, incoming, outparam)
+                    .await
+                    .map_err(anyhow::Error::from)
+                    .context("guest trapped")
+            }
+            .await;
+            // Free the instance (and its pool slot) before handing the slot to the next request.
+            drop(store);
+            drop(slot);
+            result
         }));
 
         let max_body = self.options.max_response_bytes;
@@ -279,7 +332,7 @@ impl Component {
 async fn guest_outcome(guest: AbortOnDrop<anyhow::Result<()>>) -> anyhow::Result<()> {
     let mut guest = guest;
     match (&mut guest.0).await {
-        Ok(result) => result.context("guest trapped"),
+        Ok(result) => result,
         Err(join) => Err(anyhow!("guest task failed: {join}")),
     }
 }
@@ -351,7 +404,9 @@ impl WasiHttpHooks for Hooks {
         &mut self,
         request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
-        _request_body_errors: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+        _request_body_errors: Box<
+            dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send,
+        >,
     ) -> Box<dyn Future<Output = Result<OutboundResponse, wasmtime_wasi_http::Error>> + Send> {
         match &self.outbound {
             Some(outbound) => Box::new(outbound.send(request, options)),
@@ -406,3 +461,6 @@ impl Drop for EpochTicker {
 
 /// Where `make build` writes the component, relative to the workspace root.
 pub const DEFAULT_WASM_PATH: &str = "target/wasm32-wasip2/release/wacht_admin.wasm";
+
+#[cfg(test)]
+mod tests;

@@ -194,6 +194,15 @@ impl Default for StandInConfig {
 }
 
 impl StandInConfig {
+    /// For a demo: the defaults plus one machine API key holding `user:read` (the gateway
+    /// permission the component asks for by default). Find it with [`StandIn::credentials`].
+    pub fn demo() -> Self {
+        StandInConfig::default().with_credential(
+            random_secret("wk_test"),
+            Credential::api_key(&["user:read"]),
+        )
+    }
+
     pub fn with_port(mut self, port: u16) -> Self {
         self.port = port;
         self
@@ -228,6 +237,8 @@ impl StandInConfig {
 /// One request as the stand-in received it.
 #[derive(Debug, Clone)]
 pub struct Recorded {
+    /// Arrival order, from 0.
+    pub id: usize,
     pub endpoint: Endpoint,
     pub method: String,
     pub path: String,
@@ -238,6 +249,10 @@ pub struct Recorded {
     pub body: Bytes,
     /// The body parsed as JSON, when it is JSON.
     pub json: Option<Value>,
+    /// The status answered; `None` while pending, or when hung or closed without an answer.
+    pub response_status: Option<u16>,
+    /// The exact body answered.
+    pub response_body: Option<Bytes>,
 }
 
 impl Recorded {
@@ -293,6 +308,7 @@ impl StandIn {
             record_limit: config.record_limit,
             hang_for: config.hang_for,
             request_seq: AtomicUsize::new(0),
+            record_seq: AtomicUsize::new(0),
         });
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -382,6 +398,28 @@ impl StandIn {
     /// Registers (or replaces) a machine credential the gateway will know.
     pub fn add_credential(&self, value: impl Into<String>, credential: Credential) {
         write(&self.shared.credentials).insert(value.into(), credential);
+    }
+
+    /// The machine credentials the gateway knows, sorted by value.
+    pub fn credentials(&self) -> Vec<(String, Credential)> {
+        let mut all: Vec<(String, Credential)> = read(&self.shared.credentials)
+            .iter()
+            .map(|(v, c)| (v.clone(), c.clone()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
+    /// A session token as the newest issuer mints it for this frontend API (organization
+    /// permission `deployment:read`), valid for `ttl_secs`, signed with the first key.
+    pub fn session_token(&self, ttl_secs: u64) -> anyhow::Result<String> {
+        let key = self.key().context("the stand-in has no signing key")?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs();
+        let mut claims = crate::tokens::session_claims(&self.url(), now);
+        claims["exp"] = json!(now.saturating_add(ttl_secs));
+        Ok(key.token(&claims))
     }
 
     pub fn remove_credential(&self, value: &str) {
@@ -488,6 +526,7 @@ struct Shared {
     record_limit: usize,
     hang_for: Duration,
     request_seq: AtomicUsize,
+    record_seq: AtomicUsize,
 }
 
 // A panic elsewhere must not wedge the stand-in: poisoned locks are used as they are.
@@ -549,19 +588,24 @@ impl fmt::Display for CloseConnection {
 
 impl std::error::Error for CloseConnection {}
 
-type Reply = Response<Full<Bytes>>;
+type Reply = Response<Bytes>;
 
-async fn serve(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, CloseConnection> {
+async fn serve(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, CloseConnection> {
     let (parts, body) = req.into_parts();
     let body = match Limited::new(body, 1 << 20).collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(_) => return Ok(text(StatusCode::PAYLOAD_TOO_LARGE, "body too large")),
+        Err(_) => return Ok(text(StatusCode::PAYLOAD_TOO_LARGE, "body too large").map(Full::new)),
     };
     let endpoint = Endpoint::of_path(parts.uri.path());
     if let Some(counter) = shared.counters.get(endpoint.index()) {
         counter.fetch_add(1, Ordering::SeqCst);
     }
+    let id = shared.record_seq.fetch_add(1, Ordering::SeqCst);
     let recorded = Recorded {
+        id,
         endpoint,
         method: parts.method.to_string(),
         path: parts.uri.path().to_string(),
@@ -578,6 +622,8 @@ async fn serve(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, Clo
             .collect(),
         json: serde_json::from_slice(&body).ok(),
         body,
+        response_status: None,
+        response_body: None,
     };
     {
         let mut records = lock(&shared.records);
@@ -591,30 +637,32 @@ async fn serve(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, Clo
         .get(endpoint.index())
         .copied()
         .unwrap_or_default();
-    match fault {
-        Fault::Normal => {}
+    let reply = match fault {
         Fault::Close => return Err(CloseConnection),
         Fault::Hang => {
             tokio::time::sleep(shared.hang_for).await;
             return Err(CloseConnection);
         }
-        Fault::BadJson => return Ok(bad_json(endpoint)),
-        Fault::Status(status) => return Ok(error_reply(endpoint, status)),
-        Fault::RateLimited => return Ok(error_reply(endpoint, 429)),
-    }
-
-    let reply = match (endpoint, &parts.method) {
-        (Endpoint::Jwks, &Method::GET) => jwks(&shared),
-        (Endpoint::Users, &Method::GET) => users(&shared, &recorded),
-        (Endpoint::AuthzCheck, &Method::POST) => authz_check(&shared, &recorded),
-        (Endpoint::Other, _) => text(StatusCode::NOT_FOUND, "Not Found"),
-        _ => text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed"),
+        Fault::BadJson => bad_json(endpoint),
+        Fault::Status(status) => error_reply(endpoint, status),
+        Fault::RateLimited => error_reply(endpoint, 429),
+        Fault::Normal => match (endpoint, &parts.method) {
+            (Endpoint::Jwks, &Method::GET) => jwks(&shared),
+            (Endpoint::Users, &Method::GET) => users(&shared, &recorded),
+            (Endpoint::AuthzCheck, &Method::POST) => authz_check(&shared, &recorded),
+            (Endpoint::Other, _) => text(StatusCode::NOT_FOUND, "Not Found"),
+            _ => text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed"),
+        },
     };
-    Ok(reply)
+    if let Some(r) = lock(&shared.records).iter_mut().rev().find(|r| r.id == id) {
+        r.response_status = Some(reply.status().as_u16());
+        r.response_body = Some(reply.body().clone());
+    }
+    Ok(reply.map(Full::new))
 }
 
 fn text(status: StatusCode, body: impl Into<Bytes>) -> Reply {
-    let mut resp = Response::new(Full::new(body.into()));
+    let mut resp = Response::new(body.into());
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -625,7 +673,7 @@ fn text(status: StatusCode, body: impl Into<Bytes>) -> Reply {
 
 fn json_reply(status: StatusCode, body: &Value) -> Reply {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
-    let mut resp = Response::new(Full::new(Bytes::from(bytes)));
+    let mut resp = Response::new(Bytes::from(bytes));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -675,7 +723,7 @@ fn bad_json(endpoint: Endpoint) -> Reply {
         Endpoint::AuthzCheck => r#"{"request_id":"req_1","allowed":tr"#,
         Endpoint::Other => r#"{"#,
     };
-    let mut resp = Response::new(Full::new(Bytes::from_static(truncated.as_bytes())));
+    let mut resp = Response::new(Bytes::from_static(truncated.as_bytes()));
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -705,10 +753,27 @@ fn users(shared: &Shared, req: &Recorded) -> Reply {
         Err(message) => return backend_error(StatusCode::BAD_REQUEST, &message),
     };
     let (page, has_more) = query.apply(&read(&shared.users));
-    json_reply(
-        StatusCode::OK,
-        &json!({"data": page, "has_more": has_more, "limit": query.limit, "offset": query.offset}),
-    )
+    // Serialized from structs, not a `Value`, so fields keep the server's order (`id` first).
+    #[derive(serde::Serialize)]
+    struct Page<'a> {
+        data: &'a [User],
+        has_more: bool,
+        limit: usize,
+        offset: usize,
+    }
+    let body = serde_json::to_vec(&Page {
+        data: &page,
+        has_more,
+        limit: query.limit,
+        offset: query.offset,
+    })
+    .unwrap_or_default();
+    let mut resp = Response::new(Bytes::from(body));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
 }
 
 #[derive(Deserialize)]
@@ -906,6 +971,7 @@ mod tests {
         assert_eq!(v["data"].as_array().map(Vec::len), Some(2));
         let users: Vec<User> = serde_json::from_value(v["data"].clone()).unwrap();
         assert_eq!(users[0], sample_users()[1]);
+        assert!(body.starts_with(r#"{"data":[{"id":"1900000000000000002","created_at":"#));
         assert_eq!(s.count(Endpoint::Users), 3);
         let last = s.last_request(Endpoint::Users).unwrap();
         assert_eq!(last.query.as_deref(), Some("limit=2&offset=1"));
@@ -1088,6 +1154,29 @@ mod tests {
             "a hung request gets no answer"
         );
         assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn demo_has_a_working_api_key_and_session_token() {
+        let s = StandIn::start(StandInConfig::demo()).unwrap();
+        let creds = s.credentials();
+        assert_eq!(creds.len(), 1);
+        let (value, cred) = &creds[0];
+        assert!(value.starts_with("wk_test_"));
+        assert_eq!(cred.permissions, ["user:read"]);
+        let token = s.session_token(600).unwrap();
+        let payload = token.split('.').nth(1).unwrap();
+        let claims: Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(claims["iss"], json!(s.url()));
+        assert_eq!(
+            claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
+            600
+        );
     }
 
     #[test]

@@ -7,8 +7,9 @@ use std::sync::OnceLock;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac as _};
+use hmac::{Hmac, KeyInit as _, Mac as _};
 use p256::ecdsa::signature::Signer as _;
+use p256::elliptic_curve::Generate as _;
 use rsa::pkcs8::DecodePrivateKey as _;
 use rsa::traits::PublicKeyParts as _;
 use serde_json::{Value, json};
@@ -22,7 +23,7 @@ const RS256_TEST_PEM: &str = include_str!("../keys/rs256-test-only.pem");
 enum Private {
     Es256(p256::ecdsa::SigningKey),
     Es384(p384::ecdsa::SigningKey),
-    Rs256(Box<rsa::RsaPrivateKey>),
+    Rs256(Box<rsa::PrivateKey>),
 }
 
 /// A signing key with an optional `kid`.
@@ -60,9 +61,7 @@ impl TestKey {
 
     /// A fresh random P-256 key (demo mode of the stand-in).
     pub fn es256_random() -> TestKey {
-        TestKey::from(Private::Es256(p256::ecdsa::SigningKey::random(
-            &mut rand_core::OsRng,
-        )))
+        TestKey::from(Private::Es256(p256::ecdsa::SigningKey::generate()))
     }
 
     /// A deterministic P-384 key.
@@ -81,9 +80,9 @@ impl TestKey {
 
     /// The committed 2048-bit TEST-ONLY RSA key (always the same one).
     pub fn rs256() -> TestKey {
-        static KEY: OnceLock<rsa::RsaPrivateKey> = OnceLock::new();
+        static KEY: OnceLock<rsa::PrivateKey> = OnceLock::new();
         let key = KEY.get_or_init(|| {
-            rsa::RsaPrivateKey::from_pkcs8_pem(RS256_TEST_PEM).expect("keys/rs256-test-only.pem")
+            rsa::PrivateKey::from_pkcs8_pem(RS256_TEST_PEM).expect("keys/rs256-test-only.pem")
         });
         TestKey::from(Private::Rs256(Box::new(key.clone())))
     }
@@ -114,7 +113,7 @@ impl TestKey {
     pub fn public_jwk(&self) -> Value {
         let mut jwk = match &self.key {
             Private::Es256(k) => {
-                let point = k.verifying_key().to_encoded_point(false);
+                let point = k.verifying_key().to_sec1_point(false);
                 ec_jwk(
                     "P-256",
                     point.x().map(|c| &c[..]),
@@ -122,7 +121,7 @@ impl TestKey {
                 )
             }
             Private::Es384(k) => {
-                let point = k.verifying_key().to_encoded_point(false);
+                let point = k.verifying_key().to_sec1_point(false);
                 ec_jwk(
                     "P-384",
                     point.x().map(|c| &c[..]),
@@ -131,8 +130,8 @@ impl TestKey {
             }
             Private::Rs256(k) => json!({
                 "kty": "RSA",
-                "n": b64url(&k.n().to_bytes_be()),
-                "e": b64url(&k.e().to_bytes_be()),
+                "n": b64url(&k.n_bytes()),
+                "e": b64url(&k.e_bytes()),
             }),
         };
         jwk["use"] = json!("sig");

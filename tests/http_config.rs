@@ -1,0 +1,247 @@
+//! Routing and configuration: 404/405 for what is not `GET /admin/users`, 500 for a broken
+//! configuration (naming the variable, never its value), and one access-log line per request.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use anyhow::ensure;
+use common::*;
+
+#[tokio::test]
+async fn other_paths_are_404() -> anyhow::Result<()> {
+    let s = standin();
+    let token = session_token(&s);
+    for path in [
+        "/",
+        "/admin",
+        "/admin/users/",
+        "/admin/users/1",
+        "/admin/Users",
+        "/users",
+        "/admin/users.json",
+    ] {
+        let h = get(path, &[bearer(&token)], &env_for(&s)).await?;
+        expect_error(&h, 404, "not_found").map_err(|e| e.context(path))?;
+        let logged_path = path.split('?').next().unwrap_or(path);
+        assert_one_log_line(&h, "GET", logged_path)?;
+    }
+    ensure!(s.total_count() == 0, "upstream called for an unknown path");
+    Ok(())
+}
+
+#[tokio::test]
+async fn other_methods_are_405_with_allow_get() -> anyhow::Result<()> {
+    let s = standin();
+    let token = session_token(&s);
+    for method in ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"] {
+        let h = send(method, "/admin/users", &[bearer(&token)], &env_for(&s)).await?;
+        expect_error(&h, 405, "method_not_allowed").map_err(|e| e.context(method))?;
+        let allow = header(&h.response, "allow");
+        ensure!(allow == Some("GET"), "{method}: Allow {allow:?}");
+        assert_one_log_line(&h, method, "/admin/users")?;
+    }
+    ensure!(s.total_count() == 0, "upstream called for a refused method");
+    Ok(())
+}
+
+#[tokio::test]
+async fn missing_api_key_is_500_naming_the_variable() -> anyhow::Result<()> {
+    let s = standin();
+    let token = session_token(&s);
+    for env in [
+        without(env_for(&s), "WACHT_API_KEY"),
+        with(env_for(&s), "WACHT_API_KEY", ""),
+    ] {
+        let h = get("/admin/users", &[bearer(&token)], &env).await?;
+        let msg = expect_error(&h, 500, "configuration_error")?;
+        ensure!(
+            msg.contains("WACHT_API_KEY"),
+            "message does not name the variable: {msg}"
+        );
+        for value in [s.url(), s.publishable_key(), s.api_key(), token.clone()] {
+            ensure!(
+                !msg.contains(&value),
+                "message contains a configuration value: {msg}"
+            );
+        }
+        assert_no_secrets(&h, &[&s.api_key(), &token])?;
+    }
+    ensure!(s.count(Endpoint::Users) == 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn bad_publishable_key_is_500_naming_the_variable() -> anyhow::Result<()> {
+    let s = standin();
+    let token = session_token(&s);
+    let bad_keys = [
+        "pk_test_!!!not-base64".to_string(),
+        wacht_standin::publishable_key_for("ftp://frontend.example.com"),
+        format!("sk_test_{}", &s.publishable_key()["pk_test_".len()..]),
+        // No scheme.
+        wacht_standin::publishable_key_for("frontend.example.com").replace("pk_test_", "pk_live_"),
+    ];
+    for bad in &bad_keys {
+        let env = with(env_for(&s), "WACHT_PUBLISHABLE_KEY", bad);
+        let h = get("/admin/users", &[bearer(&token)], &env).await?;
+        let msg =
+            expect_error(&h, 500, "configuration_error").map_err(|e| e.context(bad.clone()))?;
+        ensure!(
+            msg.contains("WACHT_PUBLISHABLE_KEY"),
+            "message does not name the variable: {msg}"
+        );
+        ensure!(
+            !msg.contains(bad.as_str()),
+            "message contains the value: {msg}"
+        );
+        assert_no_secrets(&h, &[&s.api_key(), &token])?;
+    }
+    ensure!(
+        s.total_count() == 0,
+        "upstream called with a broken configuration"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn malformed_settings_are_500_naming_the_variable() -> anyhow::Result<()> {
+    let s = standin();
+    let token = session_token(&s);
+    for (name, value) in [
+        ("WACHT_UPSTREAM_TIMEOUT_MS", "soon"),
+        ("WACHT_CLOCK_SKEW_SECS", "-5"),
+        ("WACHT_BACKEND_API_URL", "ftp://api.example.com"),
+        ("WACHT_GATEWAY_URL", "not a url"),
+    ] {
+        let h = get(
+            "/admin/users",
+            &[bearer(&token)],
+            &with(env_for(&s), name, value),
+        )
+        .await?;
+        let msg = expect_error(&h, 500, "configuration_error").map_err(|e| e.context(name))?;
+        ensure!(
+            msg.contains(name),
+            "{name}: message does not name it: {msg}"
+        );
+        ensure!(
+            !msg.contains(value),
+            "{name}: message contains the value: {msg}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn one_log_line_per_request_without_secrets() -> anyhow::Result<()> {
+    let s = standin();
+    let key = wacht_standin::random_secret("wk_live");
+    s.add_credential(key.clone(), Credential::api_key(&["user:read"]));
+    let token = session_token(&s);
+    let env = env_for(&s);
+    let cases: Vec<(Headers, &str, u16)> = vec![
+        (vec![bearer(&token)], "/admin/users?limit=3", 200),
+        (vec![("x-api-key".into(), key.clone())], "/admin/users", 200),
+        (vec![], "/admin/users", 401),
+        (vec![bearer(&format!("{token}x"))], "/admin/users", 401),
+        (vec![bearer(&token)], "/admin/users?limit=0", 400),
+    ];
+    for (headers, target, status) in cases {
+        let h = get(target, &headers, &env).await?;
+        ensure!(
+            h.response.status() == status,
+            "{target}: {} not {status}",
+            h.response.status()
+        );
+        assert_one_log_line(&h, "GET", "/admin/users")?;
+        assert_no_secrets(&h, &[&token, &key, &s.api_key()])?;
+        ensure!(h.stdout.is_empty(), "stdout is not empty: {:?}", h.stdout);
+    }
+    Ok(())
+}
+
+/// The assertion helpers themselves: each must reject what it exists to catch.
+#[test]
+fn helpers_reject_what_they_should() -> anyhow::Result<()> {
+    let handled = |status: u16, ct: &str, body: &str, stderr: &str| wacht_admin_host::Handled {
+        response: http::Response::builder()
+            .status(status)
+            .header("content-type", ct)
+            .body(bytes::Bytes::from(body.to_string()))
+            .unwrap(),
+        stderr: stderr.to_string(),
+        stdout: String::new(),
+        elapsed: std::time::Duration::ZERO,
+    };
+    let ok = handled(
+        404,
+        "application/json",
+        r#"{"error":"not_found","message":"no"}"#,
+        "GET /x 404\n",
+    );
+    ensure!(json_error(&ok.response)?.1 == "not_found");
+    ensure!(expect_error(&ok, 404, "not_found").is_ok());
+    ensure!(expect_error(&ok, 404, "forbidden").is_err());
+    ensure!(
+        json_error(&handled(404, "text/plain", r#"{"error":"a","message":"b"}"#, "").response)
+            .is_err()
+    );
+    ensure!(
+        json_error(
+            &handled(
+                404,
+                "application/json",
+                r#"{"error":"a","message":"b","x":1}"#,
+                ""
+            )
+            .response
+        )
+        .is_err()
+    );
+    ensure!(json_error(&handled(404, "application/json", "not json", "").response).is_err());
+    // 401 needs WWW-Authenticate.
+    let unauth = handled(
+        401,
+        "application/json",
+        r#"{"error":"missing_credentials","message":"m"}"#,
+        "",
+    );
+    ensure!(expect_error(&unauth, 401, "missing_credentials").is_err());
+    // Secrets in stderr, body or a header are caught.
+    ensure!(assert_no_secrets(&ok, &["sk_test_secret"]).is_ok());
+    ensure!(
+        assert_no_secrets(
+            &handled(200, "application/json", "{}", "key=sk_test_secret"),
+            &["sk_test_secret"]
+        )
+        .is_err()
+    );
+    ensure!(
+        assert_no_secrets(
+            &handled(200, "application/json", "sk_test_secret", ""),
+            &["sk_test_secret"]
+        )
+        .is_err()
+    );
+    ensure!(
+        assert_no_secrets(&handled(200, "sk_test_secret", "", ""), &["sk_test_secret"]).is_err()
+    );
+    // Exactly one log line, with method, path and status.
+    ensure!(assert_one_log_line(&ok, "GET", "/x").is_ok());
+    ensure!(
+        assert_one_log_line(
+            &handled(404, "a", "", "GET /x 404\nGET /x 404\n"),
+            "GET",
+            "/x"
+        )
+        .is_err()
+    );
+    ensure!(assert_one_log_line(&handled(404, "a", "", "GET /y 404\n"), "GET", "/x").is_err());
+    ensure!(assert_one_log_line(&handled(404, "a", "", "GET /x 200\n"), "GET", "/x").is_err());
+    Ok(())
+}

@@ -1,0 +1,851 @@
+//! The Cloudflare Worker (worker/dist/, the exact `wrangler deploy --dry-run` upload) served by
+//! real workerd, against the loopback stand-in Wacht: the contract through HTTP, faults, the
+//! instance pool, the outbound policy, no secret in any answer or log, and 500 requests with
+//! 20 in flight.
+//!
+//! Needs `make worker-build` first (`make test-worker` does both); a missing or stale
+//! worker/dist/ fails the test with that hint, it is never skipped.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+#[path = "workers/client.rs"]
+mod client;
+#[path = "workers/workerd.rs"]
+mod workerd;
+
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, ensure};
+use serde_json::{Value, json};
+use wacht_standin::tokens::{TestKey, b64url, session_claims};
+use wacht_standin::{Credential, Endpoint, Fault, StandIn, StandInConfig};
+
+use client::Response;
+use workerd::{Service, Workerd};
+
+const TIMEOUT: Duration = Duration::from_secs(15);
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn standin() -> StandIn {
+    StandIn::start(
+        StandInConfig::default()
+            .with_keys(vec![TestKey::es256(1)])
+            .with_hang_for(Duration::from_secs(5)),
+    )
+    .expect("starting the stand-in")
+}
+
+/// The Worker's bindings, every Wacht URL pointing at `s`.
+fn bindings(s: &StandIn, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut b = vec![
+        ("WACHT_API_KEY".to_string(), s.api_key()),
+        ("WACHT_PUBLISHABLE_KEY".to_string(), s.publishable_key()),
+        ("WACHT_BACKEND_API_URL".to_string(), s.url()),
+        ("WACHT_GATEWAY_URL".to_string(), s.url()),
+    ];
+    for (k, v) in extra {
+        b.retain(|(n, _)| n != k);
+        b.push((k.to_string(), v.to_string()));
+    }
+    b
+}
+
+fn session_token(s: &StandIn) -> String {
+    s.key().unwrap().token(&session_claims(&s.url(), now()))
+}
+
+fn get(addr: SocketAddr, target: &str, headers: &[(&str, &str)]) -> anyhow::Result<Response> {
+    client::send(addr, "GET", target, headers, TIMEOUT)
+}
+
+/// Asserts `{"error": code, "message": …}` with this status (and `WWW-Authenticate: Bearer…` on 401).
+fn expect_error(r: &Response, status: u16, code: &str) -> anyhow::Result<String> {
+    let (got, message) = error_body(r, status)?;
+    ensure!(
+        got == code,
+        "expected code {code}, got {got}:\n{}",
+        r.dump()
+    );
+    Ok(message)
+}
+
+/// Asserts the error shape with this status; returns (code, message).
+fn error_body(r: &Response, status: u16) -> anyhow::Result<(String, String)> {
+    ensure!(r.status == status, "expected {status}, got:\n{}", r.dump());
+    ensure!(
+        r.header("content-type")
+            .is_some_and(|c| c.starts_with("application/json")),
+        "not JSON:\n{}",
+        r.dump()
+    );
+    let v: Value = serde_json::from_slice(&r.body).context("error body is not JSON")?;
+    let obj = v.as_object().context("error body is not an object")?;
+    ensure!(obj.len() == 2, "error body has extra fields: {v}");
+    let code = obj.get("error").and_then(Value::as_str).unwrap_or("");
+    ensure!(!code.is_empty(), "no error code: {v}");
+    let message = obj.get("message").and_then(Value::as_str).unwrap_or("");
+    ensure!(!message.is_empty(), "empty message: {v}");
+    if status == 401 {
+        ensure!(
+            r.header("www-authenticate")
+                .is_some_and(|w| w.starts_with("Bearer")),
+            "401 without WWW-Authenticate: Bearer:\n{}",
+            r.dump()
+        );
+    }
+    Ok((code.to_string(), message.to_string()))
+}
+
+/// Asserts a 200 whose body is byte-for-byte the page the stand-in's backend answered last.
+fn expect_users(r: &Response, s: &StandIn) -> anyhow::Result<()> {
+    ensure!(r.status == 200, "expected 200, got:\n{}", r.dump());
+    ensure!(
+        r.header("content-type") == Some("application/json"),
+        "content-type {:?}",
+        r.header("content-type")
+    );
+    let upstream = s
+        .last_request(Endpoint::Users)
+        .context("the backend was not called")?;
+    ensure!(
+        upstream.response_body.as_deref() == Some(r.body.as_slice()),
+        "body differs from the backend's:\n ours:     {}\n upstream: {:?}",
+        r.text(),
+        upstream.response_body
+    );
+    Ok(())
+}
+
+fn assert_no_secrets(what: &str, text: &str, secrets: &[&str]) -> anyhow::Result<()> {
+    for secret in secrets.iter().filter(|s| s.len() >= 8) {
+        ensure!(
+            !text.contains(secret),
+            "a secret ({}…) appears in {what}:\n{text}",
+            &secret[..8]
+        );
+    }
+    Ok(())
+}
+
+/// Runs every case, reports all failures together.
+struct Cases {
+    failures: Vec<String>,
+    passed: usize,
+}
+
+impl Cases {
+    fn new() -> Cases {
+        Cases {
+            failures: Vec::new(),
+            passed: 0,
+        }
+    }
+
+    fn run(&mut self, name: &str, f: impl FnOnce() -> anyhow::Result<()>) {
+        let started = Instant::now();
+        match f() {
+            Ok(()) => {
+                self.passed += 1;
+                eprintln!("  ok   {name} ({:?})", started.elapsed());
+            }
+            Err(e) => {
+                eprintln!("  FAIL {name}: {e:#}");
+                self.failures.push(format!("{name}: {e:#}"));
+            }
+        }
+    }
+
+    fn finish(self, logs: &str) {
+        eprintln!(
+            "{} cases passed, {} failed",
+            self.passed,
+            self.failures.len()
+        );
+        if !self.failures.is_empty() {
+            panic!(
+                "{} case(s) failed:\n{}\n--- workerd output (tail) ---\n{}",
+                self.failures.len(),
+                self.failures.join("\n"),
+                tail(logs, 40)
+            );
+        }
+    }
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+#[test]
+fn worker_serves_the_contract_in_workerd() {
+    let s = standin();
+    let api_key = "wk_live_".to_string() + &b64url(&[7u8; 32]);
+    let denied_key = "wk_live_".to_string() + &b64url(&[8u8; 32]);
+    let limited_key = "wk_live_".to_string() + &b64url(&[9u8; 32]);
+    let oauth = "oat_".to_string() + &b64url(&[10u8; 32]);
+    s.add_credential(&api_key, Credential::api_key(&["user:read"]));
+    s.add_credential(&denied_key, Credential::api_key(&[]));
+    s.add_credential(
+        &limited_key,
+        Credential::api_key(&["user:read"]).rate_limited(2500),
+    );
+    s.add_credential(&oauth, Credential::oauth_access_token(&["user:read"]));
+
+    let w = Workerd::start(
+        "contract",
+        &[
+            Service {
+                name: "main",
+                bindings: bindings(&s, &[("WACHT_UPSTREAM_TIMEOUT_MS", "500")]),
+            },
+            Service {
+                // No WACHT_API_KEY: the guest must say which variable is missing.
+                name: "unconfigured",
+                bindings: bindings(&s, &[])
+                    .into_iter()
+                    .filter(|(k, _)| k != "WACHT_API_KEY")
+                    .collect(),
+            },
+        ],
+    )
+    .unwrap();
+    let addr = w.addr("main");
+    let token = session_token(&s);
+    let mut tokens_used = vec![token.clone()];
+    let mut responses: Vec<Response> = Vec::new();
+    let mut c = Cases::new();
+    let bearer = |t: &str| format!("Bearer {t}");
+
+    c.run(
+        "200 session token: the backend's page, byte for byte",
+        || {
+            let r = get(addr, "/admin/users", &[("authorization", &bearer(&token))])?;
+            expect_users(&r, &s)?;
+            let backend = s.last_request(Endpoint::Users).unwrap();
+            ensure!(
+                backend.query.as_deref() == Some("limit=20"),
+                "query {:?}",
+                backend.query
+            );
+            responses.push(r);
+            Ok(())
+        },
+    );
+
+    c.run(
+        "200 API key (x-api-key), cf-connecting-ip and user-agent reach the gateway",
+        || {
+            let r = get(
+                addr,
+                "/admin/users?limit=5&sort_key=email",
+                &[
+                    ("x-api-key", &api_key),
+                    ("cf-connecting-ip", "203.0.113.7"),
+                    ("user-agent", "wacht-test/1.0"),
+                ],
+            )?;
+            expect_users(&r, &s)?;
+            let check = s
+                .last_request(Endpoint::AuthzCheck)
+                .context("no gateway call")?;
+            let body = check.json.context("gateway body not JSON")?;
+            ensure!(body["principal"]["type"] == "api_key", "{body}");
+            ensure!(
+                body["client_ip"] == "203.0.113.7",
+                "client_ip not forwarded: {body}"
+            );
+            ensure!(
+                body["user_agent"] == "wacht-test/1.0",
+                "user_agent not forwarded: {body}"
+            );
+            let backend = s.last_request(Endpoint::Users).unwrap();
+            ensure!(
+                backend.query.as_deref() == Some("limit=5&sort_key=email"),
+                "query {:?}",
+                backend.query
+            );
+            responses.push(r);
+            Ok(())
+        },
+    );
+
+    c.run("200 OAuth access token as bearer", || {
+        let r = get(addr, "/admin/users", &[("authorization", &bearer(&oauth))])?;
+        expect_users(&r, &s)?;
+        responses.push(r);
+        Ok(())
+    });
+
+    c.run("401 without a credential", || {
+        let r = get(addr, "/admin/users", &[])?;
+        expect_error(&r, 401, "missing_credentials")?;
+        responses.push(r);
+        Ok(())
+    });
+
+    let key = s.key().unwrap();
+    let claims = session_claims(&s.url(), now());
+    let mut expired = claims.clone();
+    expired["iat"] = json!(now() - 300);
+    expired["exp"] = json!(now() - 200);
+    let mut wrong_iss = claims.clone();
+    wrong_iss["iss"] = json!("https://evil.example");
+    let unsigned = format!(
+        "{}.{}.",
+        b64url(br#"{"alg":"none","typ":"JWT"}"#),
+        b64url(claims.to_string().as_bytes())
+    );
+    let attacks = [
+        (
+            "bad signature (another key)",
+            TestKey::es256(2).token(&claims),
+        ),
+        ("alg none", unsigned),
+        ("expired", key.token(&expired)),
+        ("wrong iss", key.token(&wrong_iss)),
+    ];
+    for (what, t) in &attacks {
+        tokens_used.push(t.clone());
+        c.run(&format!("401 session token: {what}"), || {
+            let before = s.count(Endpoint::Users);
+            let r = get(addr, "/admin/users", &[("authorization", &bearer(t))])?;
+            error_body(&r, 401)?;
+            ensure!(s.count(Endpoint::Users) == before, "the backend was called");
+            responses.push(r);
+            Ok(())
+        });
+    }
+
+    c.run("403 session without the required permission", || {
+        let mut other = session_claims(&s.url(), now());
+        other["permissions"] = json!({"organization": ["billing:read"], "workspace": null});
+        let t = key.token(&other);
+        let r = get(addr, "/admin/users", &[("authorization", &bearer(&t))])?;
+        expect_error(&r, 403, "forbidden")?;
+        responses.push(r);
+        Ok(())
+    });
+
+    c.run("403 gateway permission_denied", || {
+        let r = get(addr, "/admin/users", &[("x-api-key", &denied_key)])?;
+        expect_error(&r, 403, "forbidden")?;
+        responses.push(r);
+        Ok(())
+    });
+
+    c.run("429 gateway rate_limited, with Retry-After", || {
+        let r = get(addr, "/admin/users", &[("x-api-key", &limited_key)])?;
+        expect_error(&r, 429, "rate_limited")?;
+        let ra: u64 = r
+            .header("retry-after")
+            .context("no Retry-After")?
+            .parse()
+            .context("Retry-After is not whole seconds")?;
+        ensure!(
+            (1..=5).contains(&ra),
+            "Retry-After {ra} for retry_after 2500 ms"
+        );
+        responses.push(r);
+        Ok(())
+    });
+
+    c.run("404 unknown path", || {
+        let r = get(addr, "/admin/other", &[("authorization", &bearer(&token))])?;
+        expect_error(&r, 404, "not_found")?;
+        responses.push(r);
+        Ok(())
+    });
+
+    c.run("405 POST, with Allow: GET", || {
+        let r = client::send(
+            addr,
+            "POST",
+            "/admin/users",
+            &[("authorization", &bearer(&token))],
+            TIMEOUT,
+        )?;
+        expect_error(&r, 405, "method_not_allowed")?;
+        ensure!(
+            r.header("allow") == Some("GET"),
+            "Allow {:?}",
+            r.header("allow")
+        );
+        responses.push(r);
+        Ok(())
+    });
+
+    c.run("400 bad query", || {
+        let r = get(
+            addr,
+            "/admin/users?limit=abc",
+            &[("authorization", &bearer(&token))],
+        )?;
+        expect_error(&r, 400, "invalid_query")?;
+        responses.push(r);
+        Ok(())
+    });
+
+    let faults = [
+        (Endpoint::Users, Fault::Status(500), 502, "upstream_error"),
+        (
+            Endpoint::Users,
+            Fault::Status(401),
+            502,
+            "upstream_auth_failed",
+        ),
+        (Endpoint::Users, Fault::BadJson, 502, "upstream_error"),
+        (Endpoint::Users, Fault::Close, 502, "upstream_error"),
+        (
+            Endpoint::Users,
+            Fault::RateLimited,
+            503,
+            "upstream_rate_limited",
+        ),
+        (Endpoint::Users, Fault::Hang, 504, "upstream_timeout"),
+        (
+            Endpoint::AuthzCheck,
+            Fault::Status(500),
+            502,
+            "upstream_error",
+        ),
+        (Endpoint::AuthzCheck, Fault::Hang, 504, "upstream_timeout"),
+    ];
+    for (endpoint, fault, status, code) in faults {
+        c.run(
+            &format!("{status} {code} when {endpoint:?} answers {fault:?}"),
+            || {
+                s.set_fault(endpoint, fault);
+                let started = Instant::now();
+                let r = get(addr, "/admin/users", &[("x-api-key", &api_key)]);
+                s.set_fault(endpoint, Fault::Normal);
+                let r = r?;
+                expect_error(&r, status, code)?;
+                if fault == Fault::Hang {
+                    // WACHT_UPSTREAM_TIMEOUT_MS=500
+                    ensure!(
+                        started.elapsed() < Duration::from_secs(3),
+                        "took {:?}",
+                        started.elapsed()
+                    );
+                }
+                responses.push(r);
+                Ok(())
+            },
+        );
+    }
+
+    c.run("after the faults the same Worker serves 200 again", || {
+        let r = get(addr, "/admin/users", &[("authorization", &bearer(&token))])?;
+        expect_users(&r, &s)?;
+        responses.push(r);
+        Ok(())
+    });
+
+    c.run(
+        "500 configuration_error naming WACHT_API_KEY when it is not bound",
+        || {
+            let r = get(
+                w.addr("unconfigured"),
+                "/admin/users",
+                &[("authorization", &bearer(&token))],
+            )?;
+            let message = expect_error(&r, 500, "configuration_error")?;
+            ensure!(message.contains("WACHT_API_KEY"), "{message}");
+            Ok(())
+        },
+    );
+
+    c.run("no credential in any answer", || {
+        let mut secrets: Vec<&str> = vec![&api_key, &denied_key, &limited_key, &oauth];
+        let backend_key = s.api_key();
+        secrets.push(&backend_key);
+        secrets.extend(tokens_used.iter().map(String::as_str));
+        for r in &responses {
+            assert_no_secrets("a response", &r.dump(), &secrets)?;
+        }
+        ensure!(
+            responses.len() >= 20,
+            "only {} responses collected",
+            responses.len()
+        );
+        Ok(())
+    });
+
+    // Let workerd flush its console output.
+    std::thread::sleep(Duration::from_millis(300));
+    let logs = w.logs();
+    c.run(
+        "no credential in workerd's stdout/stderr; one access-log line per request",
+        || {
+            let backend_key = s.api_key();
+            let mut secrets: Vec<&str> =
+                vec![&api_key, &denied_key, &limited_key, &oauth, &backend_key];
+            secrets.extend(tokens_used.iter().map(String::as_str));
+            assert_no_secrets("workerd's output", &logs, &secrets)?;
+            // The readiness probes aside, one line per request sent (the responses collected,
+            // plus the unconfigured service's one).
+            let lines = logs
+                .lines()
+                .filter(|l| l.starts_with("wacht-admin method=") && !l.contains("/__ready"))
+                .count();
+            ensure!(
+                lines == responses.len() + 1,
+                "{lines} access-log lines for {} requests:\n{}",
+                responses.len() + 1,
+                tail(&logs, 40)
+            );
+            Ok(())
+        },
+    );
+    c.finish(&logs);
+}
+
+#[test]
+fn pool_reuses_instances_and_survives_500_requests_20_in_flight() {
+    let s = standin();
+    let w = Workerd::start(
+        "pool",
+        &[
+            Service {
+                name: "pooled",
+                bindings: bindings(&s, &[]),
+            },
+            Service {
+                name: "unpooled",
+                bindings: bindings(&s, &[("WACHT_POOL_SIZE", "0")]),
+            },
+        ],
+    )
+    .unwrap();
+    let token = session_token(&s);
+    let auth = format!("Bearer {token}");
+    let mut c = Cases::new();
+
+    // Each instance keeps its JWKS cache: the JWKS fetch count tells instances apart.
+    c.run(
+        "pooled: 5 sequential requests share one instance (one JWKS fetch)",
+        || {
+            s.reset();
+            for _ in 0..5 {
+                expect_users(
+                    &get(
+                        w.addr("pooled"),
+                        "/admin/users",
+                        &[("authorization", &auth)],
+                    )?,
+                    &s,
+                )?;
+            }
+            ensure!(
+                s.count(Endpoint::Jwks) == 1,
+                "JWKS fetched {} times",
+                s.count(Endpoint::Jwks)
+            );
+            Ok(())
+        },
+    );
+
+    c.run(
+        "WACHT_POOL_SIZE=0: a fresh instance per request (one JWKS fetch each)",
+        || {
+            s.reset();
+            for _ in 0..5 {
+                expect_users(
+                    &get(
+                        w.addr("unpooled"),
+                        "/admin/users",
+                        &[("authorization", &auth)],
+                    )?,
+                    &s,
+                )?;
+            }
+            ensure!(
+                s.count(Endpoint::Jwks) == 5,
+                "JWKS fetched {} times",
+                s.count(Endpoint::Jwks)
+            );
+            Ok(())
+        },
+    );
+
+    for (service, total) in [("pooled", 500), ("unpooled", 100)] {
+        c.run(&format!("{service}: {total} requests, 20 in flight, all 200"), || {
+            s.reset();
+            let (ok, failures, elapsed) = load(w.addr(service), total, 20, &auth);
+            eprintln!(
+                "       {service}: {ok}/{total} ok in {elapsed:?} ({:.0} req/s), JWKS fetches {}",
+                total as f64 / elapsed.as_secs_f64(),
+                s.count(Endpoint::Jwks)
+            );
+            ensure!(failures.is_empty(), "{} failures, first: {}", failures.len(), failures[0]);
+            ensure!(ok == total, "{ok} of {total}");
+            ensure!(s.count(Endpoint::Users) == total, "backend saw {}", s.count(Endpoint::Users));
+            Ok(())
+        });
+    }
+
+    std::thread::sleep(Duration::from_millis(300));
+    let logs = w.logs();
+    c.run("no credential in workerd's output", || {
+        assert_no_secrets("workerd's output", &logs, &[&token, &s.api_key()])
+    });
+    c.finish(&logs);
+}
+
+/// `total` GETs over `in_flight` threads; returns (200s, failure descriptions, wall time).
+fn load(
+    addr: SocketAddr,
+    total: usize,
+    in_flight: usize,
+    auth: &str,
+) -> (usize, Vec<String>, Duration) {
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let handles: Vec<_> = (0..in_flight)
+        .map(|_| {
+            let next = next.clone();
+            let auth = auth.to_string();
+            std::thread::spawn(move || {
+                let (mut ok, mut failures) = (0, Vec::new());
+                while next.fetch_add(1, Ordering::SeqCst) < total {
+                    match get(addr, "/admin/users", &[("authorization", &auth)]) {
+                        Ok(r) if r.status == 200 => ok += 1,
+                        Ok(r) => failures.push(r.dump()),
+                        Err(e) => failures.push(format!("{e:#}")),
+                    }
+                }
+                (ok, failures)
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    let mut failures = Vec::new();
+    for h in handles {
+        let (o, f) = h.join().expect("a load thread panicked");
+        ok += o;
+        failures.extend(f);
+    }
+    (ok, failures, started.elapsed())
+}
+
+/// A loopback server that answers every request with `reply` and counts connections.
+struct RawServer {
+    addr: SocketAddr,
+    hits: Arc<AtomicUsize>,
+}
+
+impl RawServer {
+    fn start(reply: String) -> RawServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counter = hits.clone();
+        // Lives until the test process exits; it only ever answers loopback connections.
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let mut stream = stream;
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut buf = [0u8; 8192];
+                let _ = stream.read(&mut buf);
+                let _ = stream.write_all(reply.as_bytes());
+            }
+        });
+        RawServer { addr, hits }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+#[test]
+fn the_guest_cannot_be_redirected_off_the_allowlist() {
+    let s = standin();
+    // Off the allowlist: a server that would hand back a perfectly good users page.
+    let page = r#"{"data":[],"has_more":false,"limit":20,"offset":0}"#;
+    let outsider = RawServer::start(format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{page}",
+        page.len()
+    ));
+    // The (allowlisted) backend answers with a redirect to it.
+    let redirector = RawServer::start(format!(
+        "HTTP/1.1 302 Found\r\nlocation: {}/users?limit=20\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+        outsider.url()
+    ));
+    let w = Workerd::start(
+        "redirect",
+        &[Service {
+            name: "main",
+            bindings: bindings(&s, &[("WACHT_BACKEND_API_URL", &redirector.url())]),
+        }],
+    )
+    .unwrap();
+    let token = session_token(&s);
+    let mut c = Cases::new();
+    c.run(
+        "a backend redirect is not followed: 502, the outsider never contacted",
+        || {
+            let r = get(
+                w.addr("main"),
+                "/admin/users",
+                &[("authorization", &format!("Bearer {token}"))],
+            )?;
+            ensure!(
+                redirector.hits.load(Ordering::SeqCst) == 1,
+                "the backend was not called"
+            );
+            ensure!(
+                outsider.hits.load(Ordering::SeqCst) == 0,
+                "the redirect was followed to a host off the allowlist (answer {})",
+                r.status
+            );
+            expect_error(&r, 502, "upstream_error")?;
+            Ok(())
+        },
+    );
+    c.finish(&w.logs());
+}
+
+/// Requests/s and workerd CPU per request, one instance per request (`WACHT_POOL_SIZE=0`) vs the
+/// pool, keep-alive connections like wrk, against the loopback stand-in. Not part of `make test`:
+///
+///   make worker-build && cargo test --test workers bench -- --ignored --nocapture
+///
+/// WACHT_BENCH_SECS (default 5) and WACHT_BENCH_CONNECTIONS (default 4) tune it.
+#[test]
+#[ignore = "benchmark: run it explicitly"]
+fn bench_pool_vs_instance_per_request() {
+    let env_num = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let secs = env_num("WACHT_BENCH_SECS", 5);
+    let conns = env_num("WACHT_BENCH_CONNECTIONS", 4) as usize;
+    let s = standin();
+    let api_key = "wk_live_".to_string() + &b64url(&[7u8; 32]);
+    s.add_credential(&api_key, Credential::api_key(&["user:read"]));
+    let w = Workerd::start(
+        "bench",
+        &[
+            Service {
+                name: "pool",
+                bindings: bindings(&s, &[]),
+            },
+            Service {
+                name: "per_request",
+                bindings: bindings(&s, &[("WACHT_POOL_SIZE", "0")]),
+            },
+        ],
+    )
+    .unwrap();
+    let mut claims = session_claims(&s.url(), now());
+    claims["exp"] = json!(now() + 3600);
+    let session = format!("Bearer {}", s.key().unwrap().token(&claims));
+    eprintln!(
+        "{conns} keep-alive connections, {secs} s per run (after 1 s warm-up); CPU = workerd process, user+system"
+    );
+    eprintln!(
+        "{:<12} {:<12} {:>8} {:>12} {:>9} {:>9} {:>7}",
+        "mode", "credential", "req/s", "CPU ms/req", "p50 ms", "p99 ms", "errors"
+    );
+    for service in ["pool", "per_request"] {
+        for (kind, header) in [
+            ("session JWT", ("authorization", session.as_str())),
+            ("API key", ("x-api-key", api_key.as_str())),
+        ] {
+            let addr = w.addr(service);
+            let _ = drive(addr, conns, Duration::from_secs(1), header);
+            let cpu0 = w.cpu_time().unwrap_or_default();
+            let (ok, errors, mut latencies, elapsed) =
+                drive(addr, conns, Duration::from_secs(secs), header);
+            let cpu = w.cpu_time().unwrap_or_default().saturating_sub(cpu0);
+            latencies.sort();
+            let pct = |p: f64| {
+                latencies
+                    .get(
+                        ((latencies.len() as f64 * p) as usize)
+                            .min(latencies.len().saturating_sub(1)),
+                    )
+                    .map_or(0.0, |d| d.as_secs_f64() * 1e3)
+            };
+            eprintln!(
+                "{service:<12} {kind:<12} {:>8.0} {:>12.2} {:>9.1} {:>9.1} {errors:>7}",
+                ok as f64 / elapsed.as_secs_f64(),
+                cpu.as_secs_f64() * 1e3 / ok.max(1) as f64,
+                pct(0.5),
+                pct(0.99),
+            );
+        }
+    }
+    eprintln!(
+        "workerd RSS after the runs: {} KiB",
+        w.rss_kib().unwrap_or(0)
+    );
+}
+
+/// Keep-alive GETs on `conns` connections for `run`; returns (200s, errors, latencies, wall time).
+fn drive(
+    addr: SocketAddr,
+    conns: usize,
+    run: Duration,
+    header: (&str, &str),
+) -> (usize, usize, Vec<Duration>, Duration) {
+    let started = Instant::now();
+    let deadline = started + run;
+    let handles: Vec<_> = (0..conns)
+        .map(|_| {
+            let (name, value) = (header.0.to_string(), header.1.to_string());
+            std::thread::spawn(move || {
+                let (mut ok, mut errors, mut latencies) = (0, 0, Vec::new());
+                let mut conn = None;
+                while Instant::now() < deadline {
+                    if conn.is_none() {
+                        conn = client::Conn::open(addr, TIMEOUT).ok();
+                    }
+                    let Some(c) = conn.as_mut() else {
+                        errors += 1;
+                        continue;
+                    };
+                    let t = Instant::now();
+                    match c.get("/admin/users", &[(&name, &value)]) {
+                        Ok(r) if r.status == 200 => {
+                            ok += 1;
+                            latencies.push(t.elapsed());
+                        }
+                        Ok(_) => errors += 1,
+                        Err(_) => {
+                            errors += 1;
+                            conn = None;
+                        }
+                    }
+                }
+                (ok, errors, latencies)
+            })
+        })
+        .collect();
+    let (mut ok, mut errors, mut latencies) = (0, 0, Vec::new());
+    for h in handles {
+        let (o, e, l) = h.join().expect("a bench thread panicked");
+        ok += o;
+        errors += e;
+        latencies.extend(l);
+    }
+    (ok, errors, latencies, started.elapsed())
+}

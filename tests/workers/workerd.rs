@@ -1,0 +1,276 @@
+//! Runs the exact Worker upload (`worker/dist/`, written by `make worker-build`) in real workerd.
+//!
+//! Why `workerd serve` and not `wrangler dev`: the dry-run output is what Cloudflare would receive,
+//! so serving those files tests the upload itself; wrangler dev would re-bundle from source and
+//! add a Node.js proxy in front. The config is generated (one worker service and one loopback
+//! socket per configuration), the modules are embedded from copies in a temporary directory,
+//! and the process is killed by its PID when the guard drops, on failure too.
+
+use std::fmt::Write as _;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context as _, anyhow, bail, ensure};
+
+use super::client;
+
+const BUILD_HINT: &str = "run `make worker-build` first (it builds the component, transpiles it \
+                          with jco and writes the upload to worker/dist/)";
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// One Worker configuration: a name and its bindings (all plain-text vars).
+pub struct Service {
+    pub name: &'static str,
+    pub bindings: Vec<(String, String)>,
+}
+
+pub struct Workerd {
+    child: Child,
+    dir: PathBuf,
+    addrs: Vec<(&'static str, SocketAddr)>,
+}
+
+impl Workerd {
+    /// Starts one workerd serving every service on its own 127.0.0.1 port, and waits until each
+    /// answers HTTP.
+    pub fn start(tag: &str, services: &[Service]) -> anyhow::Result<Workerd> {
+        let dist = dist_dir()?;
+        let bin = workerd_binary()?;
+        let compat = compatibility_date()?;
+        let dir = std::env::temp_dir().join(format!(
+            "wacht-workers-{tag}-{}-{}",
+            std::process::id(),
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        ));
+        std::fs::create_dir_all(&dir)?;
+
+        // Main module first, then every core module, copied so `embed` can use plain names.
+        let mut modules = vec![("index.js".to_string(), "esModule")];
+        for entry in std::fs::read_dir(&dist)? {
+            let name = entry?.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".wasm") {
+                modules.push((name, "wasm"));
+            } else if name.ends_with(".js") && name != "index.js" {
+                modules.push((name, "esModule"));
+            }
+        }
+        for (name, _) in &modules {
+            std::fs::copy(dist.join(name), dir.join(name))
+                .with_context(|| format!("copying worker/dist/{name}"))?;
+        }
+
+        let addrs: Vec<(&'static str, SocketAddr)> = services
+            .iter()
+            .map(|s| Ok((s.name, free_port()?)))
+            .collect::<anyhow::Result<_>>()?;
+        let mut capnp = String::from(
+            "using Workerd = import \"/workerd/workerd.capnp\";\n\
+             const config :Workerd.Config = (\n  services = [\n    \
+             (name = \"loopback\", network = (allow = [\"public\", \"private\", \"local\"])),\n",
+        );
+        for s in services {
+            let _ = write!(
+                capnp,
+                "    (name = \"{}\", worker = (\n      modules = [\n",
+                s.name
+            );
+            for (name, kind) in &modules {
+                let _ = writeln!(
+                    capnp,
+                    "        (name = \"{name}\", {kind} = embed \"{name}\"),"
+                );
+            }
+            let _ = write!(
+                capnp,
+                "      ],\n      compatibilityDate = \"{compat}\",\n      bindings = [\n"
+            );
+            for (k, v) in &s.bindings {
+                let _ = writeln!(
+                    capnp,
+                    "        (name = \"{}\", text = \"{}\"),",
+                    esc(k),
+                    esc(v)
+                );
+            }
+            capnp.push_str("      ],\n      globalOutbound = \"loopback\",\n    )),\n");
+        }
+        capnp.push_str("  ],\n  sockets = [\n");
+        for (name, addr) in &addrs {
+            let _ = writeln!(
+                capnp,
+                "    (name = \"{name}\", address = \"{addr}\", http = (), service = \"{name}\"),"
+            );
+        }
+        capnp.push_str("  ],\n);\n");
+        let config = dir.join("config.capnp");
+        std::fs::write(&config, capnp)?;
+
+        let stdout = std::fs::File::create(dir.join("stdout.log"))?;
+        let stderr = std::fs::File::create(dir.join("stderr.log"))?;
+        let child = Command::new(&bin)
+            .arg("serve")
+            .arg("config.capnp")
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let mut workerd = Workerd { child, dir, addrs };
+        workerd.wait_ready(Duration::from_secs(30))?;
+        Ok(workerd)
+    }
+
+    fn wait_ready(&mut self, limit: Duration) -> anyhow::Result<()> {
+        let started = Instant::now();
+        for (name, addr) in self.addrs.clone() {
+            loop {
+                if let Some(status) = self.child.try_wait()? {
+                    bail!("workerd exited ({status}) before serving:\n{}", self.logs());
+                }
+                // Any HTTP answer means the Worker is loaded (an unknown path is the guest's 404).
+                if client::send(addr, "GET", "/__ready", &[], Duration::from_secs(5)).is_ok() {
+                    break;
+                }
+                if started.elapsed() > limit {
+                    bail!(
+                        "workerd service {name} did not answer on {addr} within {limit:?}:\n{}",
+                        self.logs()
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        eprintln!("workerd ready in {:?}", started.elapsed());
+        Ok(())
+    }
+
+    pub fn addr(&self, name: &str) -> SocketAddr {
+        self.addrs
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, a)| *a)
+            .unwrap_or_else(|| panic!("no service {name}"))
+    }
+
+    /// workerd's CPU time so far (user + system, all threads), from /proc (Linux only).
+    pub fn cpu_time(&self) -> Option<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
+        // Fields after the parenthesised command: state is 0, utime 11, stime 12 (clock ticks).
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let ticks: u64 =
+            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        // USER_HZ is 100 on every Linux that workerd supports.
+        Some(Duration::from_millis(ticks * 10))
+    }
+
+    /// workerd's resident memory in KiB (Linux only).
+    pub fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Everything workerd printed so far (stdout, then stderr).
+    pub fn logs(&self) -> String {
+        let read = |f: &str| std::fs::read_to_string(self.dir.join(f)).unwrap_or_default();
+        format!("{}{}", read("stdout.log"), read("stderr.log"))
+    }
+}
+
+impl Drop for Workerd {
+    fn drop(&mut self) {
+        // Our own child, by PID: never a broad kill.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::env::var_os("WACHT_WORKERD_KEEP").is_some() {
+            eprintln!("workerd config and output kept in {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+fn free_port() -> anyhow::Result<SocketAddr> {
+    let l = TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?)
+}
+
+fn mtime(p: &Path) -> Option<SystemTime> {
+    std::fs::metadata(p).ok()?.modified().ok()
+}
+
+/// worker/dist/, checked to exist and to be newer than the component and the shim.
+pub fn dist_dir() -> anyhow::Result<PathBuf> {
+    let root = repo_root();
+    let dist = root.join("worker/dist");
+    let index = dist.join("index.js");
+    let built =
+        mtime(&index).ok_or_else(|| anyhow!("{} is missing: {BUILD_HINT}", index.display()))?;
+    let has_wasm = std::fs::read_dir(&dist)?
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().ends_with(".wasm"));
+    ensure!(has_wasm, "worker/dist has no .wasm module: {BUILD_HINT}");
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    for input in [
+        target.join("wasm32-wasip2/release/wacht_admin.wasm"),
+        root.join("worker/src/index.js"),
+        root.join("worker/src/policy.js"),
+    ] {
+        if mtime(&input).is_some_and(|m| m > built) {
+            bail!(
+                "worker/dist is older than {}: {BUILD_HINT}",
+                input.display()
+            );
+        }
+    }
+    Ok(dist)
+}
+
+/// The workerd binary that `npm ci` installed in worker/node_modules.
+fn workerd_binary() -> anyhow::Result<PathBuf> {
+    let nm = repo_root().join("worker/node_modules");
+    let platform = match (std::env::consts::OS, std::env::consts::ARCH) {
+        ("linux", "x86_64") => "linux-64",
+        ("linux", "aarch64") => "linux-arm64",
+        ("macos", "x86_64") => "darwin-64",
+        ("macos", "aarch64") => "darwin-arm64",
+        _ => "unsupported",
+    };
+    [
+        nm.join(format!("@cloudflare/workerd-{platform}/bin/workerd")),
+        nm.join("workerd/bin/workerd"),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())
+    .ok_or_else(|| anyhow!("workerd is not installed in worker/node_modules: {BUILD_HINT}"))
+}
+
+/// `compatibility_date` from the root wrangler.toml, so the test runs what deploy would.
+fn compatibility_date() -> anyhow::Result<String> {
+    let toml = std::fs::read_to_string(repo_root().join("wrangler.toml"))?;
+    toml.lines()
+        .filter_map(|l| l.trim().strip_prefix("compatibility_date"))
+        .filter_map(|rest| rest.trim().strip_prefix('='))
+        .map(|v| v.trim().trim_matches('"').to_string())
+        .next()
+        .context("no compatibility_date in wrangler.toml")
+}

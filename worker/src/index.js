@@ -1,0 +1,134 @@
+// The Cloudflare Worker in front of the wacht-admin component (a Module Worker).
+//
+// The component (target/wasm32-wasip2/release/wacht_admin.wasm) is transpiled by jco into
+// worker/gen/ (see build.mjs); this file supplies its WASI imports from the browser build of
+// @bytecodealliance/preview2-shim and adds what a Worker needs around it:
+//   - an instance pool: each instance serves one request at a time (JSPI-suspended instances
+//     must never be re-entered), and an instance is dropped after any error or trap;
+//   - only the WACHT_* string bindings reach the guest, as environment variables;
+//   - an outbound allowlist: the backend API, the gateway and the frontend API origins only;
+//   - a trap or instantiation failure becomes a 502 JSON answer, never an HTML error page;
+//   - nothing the shim logs contains a header, a binding or a body.
+import { instantiate } from "../gen/wacht_admin.js";
+import { getCoreModule } from "../gen/core-modules.js";
+import { createCli } from "@bytecodealliance/preview2-shim/cli";
+import { monotonicClock, wallClock } from "@bytecodealliance/preview2-shim/clocks";
+import { handleIncomingRequest, outgoingHandler, types } from "@bytecodealliance/preview2-shim/http";
+import { error, poll, streams } from "@bytecodealliance/preview2-shim/io";
+import { insecureSeed } from "@bytecodealliance/preview2-shim/random";
+import { allowedOrigins, poolSize, requestOrigin, wachtVars } from "./policy.js";
+
+// The shim fetches with preview2-shim's `globalThis.fetch(url, init)`. Redirects are not followed:
+// wasi:http hands 3xx answers to the guest, and following one could leave the allowlist.
+const realFetch = globalThis.fetch;
+globalThis.fetch = (input, init) => realFetch(input, { ...init, redirect: "manual" });
+
+const idle = []; // instances ready to serve, each { handle }
+let idleKey = null; // the configuration the idle instances were made with
+
+export default {
+  async fetch(request, env) {
+    const vars = wachtVars(env);
+    // Instances keep their parsed configuration: a changed binding set starts a fresh pool.
+    const key = JSON.stringify(vars);
+    if (key !== idleKey) {
+      idle.length = 0;
+      idleKey = key;
+    }
+    let instance = idle.pop();
+    if (!instance) {
+      try {
+        instance = await createInstance(vars);
+      } catch (e) {
+        console.error(`wacht-admin worker: instantiation failed: ${describe(e)}`);
+        return failure("internal_error", "the component could not be started");
+      }
+    }
+    let response;
+    try {
+      // The guest never reads a request body (GET only): hand it none, so nothing is buffered.
+      const bodiless = new Request(request.url, { method: request.method, headers: request.headers });
+      response = await handleIncomingRequest(bodiless, instance.handle);
+    } catch (e) {
+      // A trapped instance may be in any state: it is not returned to the pool.
+      console.error(`wacht-admin worker: the component failed: ${describe(e)}`);
+      return failure("internal_error", "the component failed while handling the request");
+    }
+    // Back to the pool only once the guest has returned (its response is complete by then).
+    if (key === idleKey && idle.length < poolSize(env)) idle.push(instance);
+    return response;
+  },
+};
+
+async function createInstance(vars) {
+  // createCli gives each instance its own environment and its own stdout/stderr.
+  const cli = createCli({ environment: vars, stdout: lines(), stderr: lines() });
+  const allowed = allowedOrigins(vars);
+  const exports = await instantiate(getCoreModule, {
+    "wasi:cli/environment": cli.environment,
+    "wasi:cli/exit": cli.exit,
+    "wasi:cli/stderr": cli.stderr,
+    "wasi:cli/stdin": cli.stdin,
+    "wasi:cli/stdout": cli.stdout,
+    "wasi:cli/terminal-input": cli.terminalInput,
+    "wasi:cli/terminal-output": cli.terminalOutput,
+    "wasi:cli/terminal-stderr": cli.terminalStderr,
+    "wasi:cli/terminal-stdin": cli.terminalStdin,
+    "wasi:cli/terminal-stdout": cli.terminalStdout,
+    "wasi:clocks/monotonic-clock": monotonicClock,
+    "wasi:clocks/wall-clock": wallClock,
+    "wasi:http/outgoing-handler": {
+      handle(request, options) {
+        if (!allowed.has(requestOrigin(request))) throw { tag: "HTTP-request-denied" };
+        return outgoingHandler.handle(request, options);
+      },
+    },
+    "wasi:http/types": types,
+    "wasi:io/error": error,
+    "wasi:io/poll": poll,
+    "wasi:io/streams": streams,
+    "wasi:random/insecure-seed": insecureSeed,
+  });
+  return { handle: exports.incomingHandler.handle };
+}
+
+// The guest's output, one console.log per complete line. (The stock console stream also emits
+// on every flush, and Rust's stderr flushes each write: a line would arrive in pieces.) The
+// guest writes one access-log line per request to stderr; it is information, not an error,
+// so it is logged at "log" level.
+function lines() {
+  const decoder = new TextDecoder();
+  let pending = "";
+  return {
+    write(bytes) {
+      pending += decoder.decode(bytes, { stream: true });
+      let newline;
+      while ((newline = pending.indexOf("\n")) >= 0 || pending.length > 8192) {
+        const end = newline >= 0 ? newline : 8192;
+        console.log(pending.slice(0, end).replace(/\r$/, ""));
+        pending = pending.slice(end + (newline >= 0 ? 1 : 0));
+      }
+    },
+    blockingFlush() {},
+    drop() {
+      if (pending) console.log(pending);
+      pending = "";
+    },
+  };
+}
+
+function failure(code, message) {
+  return new Response(JSON.stringify({ error: code, message }), {
+    status: 502,
+    headers: { "content-type": "application/json" },
+  });
+}
+
+// Errors are described by kind only (a Wasm trap's message is a fixed text such as
+// "unreachable"): no value that could carry a credential reaches the log.
+function describe(e) {
+  if (e instanceof WebAssembly.RuntimeError || e instanceof WebAssembly.CompileError || e instanceof WebAssembly.LinkError) {
+    return `${e.name}: ${e.message}`;
+  }
+  return e?.constructor?.name ?? typeof e;
+}

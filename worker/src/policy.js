@@ -1,0 +1,63 @@
+// What the shim lets through: which bindings reach the guest, how many idle instances are kept,
+// and which origins the guest may call. Pure functions, so that `node --test worker/test/`
+// checks them without workerd.
+
+// The component's own defaults (src/config.rs): an unset URL binding means these hosts.
+const DEFAULT_BACKEND_API_URL = "https://api.wacht.dev";
+const DEFAULT_GATEWAY_URL = "https://gateway.wacht.dev";
+const DEFAULT_POOL_SIZE = 8;
+const MAX_POOL_SIZE = 64;
+
+// WACHT_POOL_SIZE: idle instances kept between requests; 0 = a new instance for every request.
+export function poolSize(env) {
+  const n = Number.parseInt(env.WACHT_POOL_SIZE ?? "", 10);
+  return Number.isInteger(n) && n >= 0 ? Math.min(n, MAX_POOL_SIZE) : DEFAULT_POOL_SIZE;
+}
+
+export function wachtVars(env) {
+  const vars = {};
+  for (const [name, value] of Object.entries(env)) {
+    if (name.startsWith("WACHT_") && typeof value === "string") vars[name] = value;
+  }
+  return vars;
+}
+
+// The origins the guest may call: backend API, gateway, and the frontend API (JWKS) that the
+// publishable key encodes (`pk_test_`/`pk_live_` + base64 of its URL).
+export function allowedOrigins(vars) {
+  const origins = new Set();
+  const add = (url) => {
+    try {
+      const u = new URL(url);
+      if (u.protocol === "https:" || u.protocol === "http:") origins.add(u.origin);
+    } catch {
+      // Not a URL: the component reports the configuration error itself.
+    }
+  };
+  add(vars.WACHT_BACKEND_API_URL || DEFAULT_BACKEND_API_URL);
+  add(vars.WACHT_GATEWAY_URL || DEFAULT_GATEWAY_URL);
+  const pk = /^pk_(?:test|live)_(.+)$/.exec(vars.WACHT_PUBLISHABLE_KEY ?? "");
+  if (pk) {
+    try {
+      add(atob(pk[1]));
+    } catch {
+      // Not base64: the component reports it.
+    }
+  }
+  return origins;
+}
+
+// The origin of the URL preview2-shim will fetch: `${scheme}//${authority}${pathWithQuery}`,
+// parsed the way fetch parses it (a path not starting with "/" could move the host: refused).
+export function requestOrigin(request) {
+  const scheme = request.scheme();
+  const protocol = scheme?.tag === "HTTP" ? "http:" : scheme?.tag === "HTTPS" ? "https:" : null;
+  const authority = request.authority();
+  const path = request.pathWithQuery() ?? "";
+  if (!protocol || !authority || !path.startsWith("/")) return null;
+  try {
+    return new URL(`${protocol}//${authority}${path}`).origin;
+  } catch {
+    return null;
+  }
+}
