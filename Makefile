@@ -21,8 +21,10 @@ lint: setup
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --target wasm32-wasip2 -p wacht-admin --lib -- -D warnings
 
-## test: unit tests, Wycheproof vectors, and host tests of the real .wasm in wasmtime
-test: build
+## test: unit tests, Wycheproof vectors, the real .wasm in wasmtime, the Worker in real workerd
+# (worker-build builds the component first; cargo test --workspace includes tests/workers.rs)
+test: worker-build
+	$(WORKER_ENV) node --test worker/test/*.test.mjs
 	$(CARGO) test --workspace
 
 ## ---- Cloudflare Workers (worker/README.md) ----

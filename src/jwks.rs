@@ -9,6 +9,7 @@ use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use p256::elliptic_curve::point::AffineCoordinates as _;
 use rsa::BoxedUint;
 use serde_json::{Map, Value};
 
@@ -199,13 +200,8 @@ fn parse_jwk(jwk: &Map<String, Value>) -> Option<Jwk> {
     }
     let key = match str_member(jwk, "kty")? {
         "EC" => match str_member(jwk, "crv")? {
-            // Rejects points off the curve and the identity.
-            "P-256" => PublicKey::Es256(
-                p256::ecdsa::VerifyingKey::from_sec1_bytes(&uncompressed(jwk, 32)?).ok()?,
-            ),
-            "P-384" => PublicKey::Es384(
-                p384::ecdsa::VerifyingKey::from_sec1_bytes(&uncompressed(jwk, 48)?).ok()?,
-            ),
+            "P-256" => PublicKey::Es256(p256_key(jwk)?),
+            "P-384" => PublicKey::Es384(p384_key(jwk)?),
             _ => return None,
         },
         "RSA" => PublicKey::Rs256(rsa_key(jwk)?),
@@ -230,11 +226,36 @@ fn b64_member(jwk: &Map<String, Value>, name: &str) -> Option<Vec<u8>> {
     URL_SAFE_NO_PAD.decode(str_member(jwk, name)?).ok()
 }
 
-/// The SEC1 uncompressed point `04 ‖ x ‖ y`; each coordinate exactly the field size, as
-/// RFC 7518 §6.2.1.2 requires.
-fn uncompressed(jwk: &Map<String, Value>, len: usize) -> Option<Vec<u8>> {
+/// The coordinates `x` and `y`, each exactly the field size, as RFC 7518 §6.2.1.2 requires.
+fn coordinates(jwk: &Map<String, Value>, len: usize) -> Option<(Vec<u8>, Vec<u8>)> {
     let (x, y) = (b64_member(jwk, "x")?, b64_member(jwk, "y")?);
-    (x.len() == len && y.len() == len).then(|| [&[4u8][..], &x, &y].concat())
+    (x.len() == len && y.len() == len).then_some((x, y))
+}
+
+// The point is built from its affine coordinates, as SEC1 decoding of an uncompressed point does,
+// with the same checks: each coordinate below the field modulus, the point on the curve (which
+// also excludes the identity, the only point without affine coordinates), and `from_affine`
+// refuses the identity once more. Going around the SEC1 decoder keeps point decompression
+// (a modular square root, which a JWK never needs) out of the component.
+
+fn p256_key(jwk: &Map<String, Value>) -> Option<p256::ecdsa::VerifyingKey> {
+    let (x, y) = coordinates(jwk, 32)?;
+    let (x, y) = (
+        p256::FieldBytes::try_from(x.as_slice()).ok()?,
+        p256::FieldBytes::try_from(y.as_slice()).ok()?,
+    );
+    let point = Option::from(p256::AffinePoint::from_coordinates(&x, &y))?;
+    p256::ecdsa::VerifyingKey::from_affine(point).ok()
+}
+
+fn p384_key(jwk: &Map<String, Value>) -> Option<p384::ecdsa::VerifyingKey> {
+    let (x, y) = coordinates(jwk, 48)?;
+    let (x, y) = (
+        p384::FieldBytes::try_from(x.as_slice()).ok()?,
+        p384::FieldBytes::try_from(y.as_slice()).ok()?,
+    );
+    let point = Option::from(p384::AffinePoint::from_coordinates(&x, &y))?;
+    p384::ecdsa::VerifyingKey::from_affine(point).ok()
 }
 
 fn rsa_key(jwk: &Map<String, Value>) -> Option<rsa::PublicKey> {
@@ -451,6 +472,53 @@ mod tests {
         assert_eq!(set.len(), 1);
         assert_eq!(set.skipped(), bad.len());
         assert!(set.contains_kid("good"));
+    }
+
+    #[test]
+    fn ec_points_must_be_on_the_curve() {
+        const P256_P: &str = "ffffffff00000001000000000000000000000000ffffffffffffffffffffffff";
+        const P384_P: &str = concat!(
+            "ffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+            "fffffffeffffffff0000000000000000ffffffff"
+        );
+        let hex = |s: &str| -> Vec<u8> {
+            (0..s.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+                .collect()
+        };
+        for (key, p) in [
+            (TestKey::es256(3).public_jwk(), hex(P256_P)),
+            (TestKey::es384(3).public_jwk(), hex(P384_P)),
+        ] {
+            assert!(one(key.clone()).is_ok());
+            let len = p.len();
+            assert!(len == 32 || len == 48);
+            let with = |x: &[u8], y: &[u8]| {
+                let mut k = key.clone();
+                k["x"] = json!(b64url(x));
+                k["y"] = json!(b64url(y));
+                k
+            };
+            let y = URL_SAFE_NO_PAD.decode(key["y"].as_str().unwrap()).unwrap();
+            let x = URL_SAFE_NO_PAD.decode(key["x"].as_str().unwrap()).unwrap();
+            let mut x_flipped = x.clone();
+            x_flipped[len - 1] ^= 1;
+            let mut y_flipped = y.clone();
+            y_flipped[0] ^= 0x80;
+            for bad in [
+                // The identity has no affine coordinates; (0, 0) is not on these curves.
+                with(&vec![0; len], &vec![0; len]),
+                // Coordinates must be below the field modulus.
+                with(&p, &y),
+                with(&x, &p),
+                with(&vec![0xff; len], &vec![0xff; len]),
+                with(&x_flipped, &y),
+                with(&x, &y_flipped),
+            ] {
+                assert_eq!(one(bad).unwrap_err(), JwksError::NoUsableKeys);
+            }
+        }
     }
 
     #[test]

@@ -208,18 +208,33 @@ fn worker_serves_the_contract_in_workerd() {
     let w = Workerd::start(
         "contract",
         &[
-            Service {
-                name: "main",
-                bindings: bindings(&s, &[("WACHT_UPSTREAM_TIMEOUT_MS", "500")]),
-            },
-            Service {
-                // No WACHT_API_KEY: the guest must say which variable is missing.
-                name: "unconfigured",
-                bindings: bindings(&s, &[])
+            Service::new(
+                "main",
+                bindings(&s, &[("WACHT_UPSTREAM_TIMEOUT_MS", "500")]),
+            ),
+            // No WACHT_API_KEY: the guest must say which variable is missing.
+            Service::new(
+                "unconfigured",
+                bindings(&s, &[])
                     .into_iter()
                     .filter(|(k, _)| k != "WACHT_API_KEY")
                     .collect(),
+            ),
+            Service {
+                broken_core: true,
+                ..Service::new("broken", bindings(&s, &[]))
             },
+            Service::new(
+                "capped",
+                bindings(
+                    &s,
+                    &[
+                        ("WACHT_MAX_INSTANCES", "2"),
+                        // Long enough that all four requests surely overlap.
+                        ("WACHT_UPSTREAM_TIMEOUT_MS", "1500"),
+                    ],
+                ),
+            ),
         ],
     )
     .unwrap();
@@ -388,6 +403,24 @@ fn worker_serves_the_contract_in_workerd() {
         Ok(())
     });
 
+    c.run(
+        "405 POST with a 256 KiB body (never buffered for the guest)",
+        || {
+            let body = vec![b'x'; 256 * 1024];
+            let r = client::send_body(
+                addr,
+                "POST",
+                "/admin/users",
+                &[("content-type", "application/octet-stream")],
+                &body,
+                TIMEOUT,
+            )?;
+            expect_error(&r, 405, "method_not_allowed")?;
+            responses.push(r);
+            Ok(())
+        },
+    );
+
     c.run("400 bad query", || {
         let r = get(
             addr,
@@ -469,6 +502,61 @@ fn worker_serves_the_contract_in_workerd() {
         },
     );
 
+    c.run(
+        "502 internal_error JSON when the component cannot be instantiated",
+        || {
+            let r = get(
+                w.addr("broken"),
+                "/admin/users",
+                &[("authorization", &bearer(&token))],
+            )?;
+            expect_error(&r, 502, "internal_error")?;
+            responses.push(r);
+            Ok(())
+        },
+    );
+
+    c.run(
+        "past WACHT_MAX_INSTANCES requests are shed with 503 + Retry-After, then served again",
+        || {
+            s.set_fault(Endpoint::Users, Fault::Hang);
+            let capped = w.addr("capped");
+            let threads: Vec<_> = (0..4)
+                .map(|_| {
+                    let key = api_key.clone();
+                    std::thread::spawn(move || get(capped, "/admin/users", &[("x-api-key", &key)]))
+                })
+                .collect();
+            let answers: Vec<anyhow::Result<Response>> = threads
+                .into_iter()
+                .map(|t| t.join().expect("request thread"))
+                .collect();
+            s.set_fault(Endpoint::Users, Fault::Normal);
+            let mut statuses = Vec::new();
+            for r in answers {
+                let r = r?;
+                match r.status {
+                    504 => {
+                        expect_error(&r, 504, "upstream_timeout")?;
+                    }
+                    503 => {
+                        expect_error(&r, 503, "overloaded")?;
+                        ensure!(r.header("retry-after") == Some("1"), "{}", r.dump());
+                    }
+                    _ => {}
+                }
+                statuses.push(r.status);
+                responses.push(r);
+            }
+            statuses.sort();
+            ensure!(statuses == [503, 503, 504, 504], "statuses {statuses:?}");
+            let r = get(capped, "/admin/users", &[("x-api-key", &api_key)])?;
+            expect_users(&r, &s)?;
+            responses.push(r);
+            Ok(())
+        },
+    );
+
     c.run("no credential in any answer", || {
         let mut secrets: Vec<&str> = vec![&api_key, &denied_key, &limited_key, &oauth];
         let backend_key = s.api_key();
@@ -496,17 +584,26 @@ fn worker_serves_the_contract_in_workerd() {
                 vec![&api_key, &denied_key, &limited_key, &oauth, &backend_key];
             secrets.extend(tokens_used.iter().map(String::as_str));
             assert_no_secrets("workerd's output", &logs, &secrets)?;
-            // The readiness probes aside, one line per request sent (the responses collected,
-            // plus the unconfigured service's one).
+            // The readiness probes aside, one guest line per request that reached a guest:
+            // the responses collected, less the shed ones, less the broken service's (its
+            // guest never ran), plus the unconfigured service's one (not collected).
             let lines = logs
                 .lines()
                 .filter(|l| l.starts_with("wacht-admin method=") && !l.contains("/__ready"))
                 .count();
+            let shed = responses
+                .iter()
+                .filter(|r| r.status == 503 && r.text().contains("overloaded"))
+                .count();
+            let expected = responses.len() - shed;
             ensure!(
-                lines == responses.len() + 1,
-                "{lines} access-log lines for {} requests:\n{}",
-                responses.len() + 1,
+                lines == expected,
+                "{lines} access-log lines for {expected} requests:\n{}",
                 tail(&logs, 40)
+            );
+            ensure!(
+                logs.contains("wacht-admin worker: instantiation failed"),
+                "the shim did not log the broken instantiation"
             );
             Ok(())
         },
@@ -520,14 +617,8 @@ fn pool_reuses_instances_and_survives_500_requests_20_in_flight() {
     let w = Workerd::start(
         "pool",
         &[
-            Service {
-                name: "pooled",
-                bindings: bindings(&s, &[]),
-            },
-            Service {
-                name: "unpooled",
-                bindings: bindings(&s, &[("WACHT_POOL_SIZE", "0")]),
-            },
+            Service::new("pooled", bindings(&s, &[])),
+            Service::new("unpooled", bindings(&s, &[("WACHT_POOL_SIZE", "0")])),
         ],
     )
     .unwrap();
@@ -689,10 +780,10 @@ fn the_guest_cannot_be_redirected_off_the_allowlist() {
     ));
     let w = Workerd::start(
         "redirect",
-        &[Service {
-            name: "main",
-            bindings: bindings(&s, &[("WACHT_BACKEND_API_URL", &redirector.url())]),
-        }],
+        &[Service::new(
+            "main",
+            bindings(&s, &[("WACHT_BACKEND_API_URL", &redirector.url())]),
+        )],
     )
     .unwrap();
     let token = session_token(&s);
@@ -744,14 +835,8 @@ fn bench_pool_vs_instance_per_request() {
     let w = Workerd::start(
         "bench",
         &[
-            Service {
-                name: "pool",
-                bindings: bindings(&s, &[]),
-            },
-            Service {
-                name: "per_request",
-                bindings: bindings(&s, &[("WACHT_POOL_SIZE", "0")]),
-            },
+            Service::new("pool", bindings(&s, &[])),
+            Service::new("per_request", bindings(&s, &[("WACHT_POOL_SIZE", "0")])),
         ],
     )
     .unwrap();
@@ -766,15 +851,17 @@ fn bench_pool_vs_instance_per_request() {
         "mode", "credential", "req/s", "CPU ms/req", "p50 ms", "p99 ms", "errors"
     );
     for service in ["pool", "per_request"] {
-        for (kind, header) in [
-            ("session JWT", ("authorization", session.as_str())),
-            ("API key", ("x-api-key", api_key.as_str())),
+        // "none" is a 401 without any upstream call: the cost of workerd, the shim and the glue.
+        for (kind, header, status) in [
+            ("session JWT", ("authorization", session.as_str()), 200),
+            ("API key", ("x-api-key", api_key.as_str()), 200),
+            ("none (401)", ("accept", "application/json"), 401),
         ] {
             let addr = w.addr(service);
-            let _ = drive(addr, conns, Duration::from_secs(1), header);
+            let _ = drive(addr, conns, Duration::from_secs(1), header, status);
             let cpu0 = w.cpu_time().unwrap_or_default();
             let (ok, errors, mut latencies, elapsed) =
-                drive(addr, conns, Duration::from_secs(secs), header);
+                drive(addr, conns, Duration::from_secs(secs), header, status);
             let cpu = w.cpu_time().unwrap_or_default().saturating_sub(cpu0);
             latencies.sort();
             let pct = |p: f64| {
@@ -800,12 +887,14 @@ fn bench_pool_vs_instance_per_request() {
     );
 }
 
-/// Keep-alive GETs on `conns` connections for `run`; returns (200s, errors, latencies, wall time).
+/// Keep-alive GETs on `conns` connections for `run`; returns (answers with `status`, other
+/// answers and errors, latencies, wall time).
 fn drive(
     addr: SocketAddr,
     conns: usize,
     run: Duration,
     header: (&str, &str),
+    status: u16,
 ) -> (usize, usize, Vec<Duration>, Duration) {
     let started = Instant::now();
     let deadline = started + run;
@@ -825,7 +914,7 @@ fn drive(
                     };
                     let t = Instant::now();
                     match c.get("/admin/users", &[(&name, &value)]) {
-                        Ok(r) if r.status == 200 => {
+                        Ok(r) if r.status == status => {
                             ok += 1;
                             latencies.push(t.elapsed());
                         }

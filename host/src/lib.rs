@@ -5,6 +5,10 @@
 //! - [`Component::handle`] serves one request in a fresh `Store`: per-request env vars, stderr
 //!   captured in memory, no stdio, no preopens, no sockets; wasi-http does the outgoing calls.
 //! - A guest that spins, hangs or traps becomes an `Err`, never a hung caller.
+//! - [`InstancePool`] serves many requests per instance instead (what the server uses): the
+//!   component keeps its parsed configuration and JWKS between requests.
+//! - [`JwksCache`] shares one upstream JWKS answer between all instances.
+//! - [`server`] is the HTTP front (`wacht-admin-host`, `make serve`), with a demo mode.
 
 use std::fmt;
 use std::future::Future;
@@ -23,7 +27,6 @@ use wasmtime::{
     Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
     StoreLimits, StoreLimitsBuilder, Strategy,
 };
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
@@ -34,6 +37,21 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpVi
 pub use wasmtime;
 pub use wasmtime_wasi_http;
 pub use wasmtime_wasi_http::{RequestOptions, WasiBody};
+
+pub use jwks::JwksCache;
+pub use pool::{Failure, FailureKind, InstancePool, InstanceReport, PoolOptions, PoolStats, Served};
+
+pub mod demo;
+pub mod jwks;
+mod logpipe;
+pub mod pool;
+pub mod server;
+pub mod settings;
+
+pub use server::Server;
+pub use settings::{LogSink, Settings};
+
+use logpipe::LogPipe;
 
 /// How often the epoch ticks: the resolution of the CPU deadline.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -60,6 +78,9 @@ pub struct EngineOptions {
     pub max_memory_bytes: usize,
     /// Where outgoing HTTP goes; `None` is the real network ([`send_direct`]).
     pub outbound: Option<Arc<dyn Outbound>>,
+    /// JWKS fetches answered from one shared upstream answer (before `outbound`); `None`:
+    /// every JWKS fetch of the guest goes out.
+    pub jwks_cache: Option<Arc<JwksCache>>,
 }
 
 impl Default for EngineOptions {
@@ -72,6 +93,7 @@ impl Default for EngineOptions {
             max_log_bytes: 1 << 20,
             max_memory_bytes: 128 << 20,
             outbound: None,
+            jwks_cache: None,
         }
     }
 }
@@ -86,6 +108,7 @@ impl fmt::Debug for EngineOptions {
             .field("max_log_bytes", &self.max_log_bytes)
             .field("max_memory_bytes", &self.max_memory_bytes)
             .field("outbound", &self.outbound.as_ref().map(|_| "custom"))
+            .field("jwks_cache", &self.jwks_cache)
             .finish()
     }
 }
@@ -178,6 +201,7 @@ impl Component {
         // built per request grants no files, sockets or inherited stdio.
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        fix_request_options_leak(&mut linker)?;
         let pre = ProxyPre::new(linker.instantiate_pre(&component)?)
             .map_err(anyhow::Error::from)
             .context("the component does not export wasi:http/incoming-handler")?;
@@ -225,35 +249,10 @@ impl Component {
             ),
             None => None,
         };
-        let stderr = MemoryOutputPipe::new(self.options.max_log_bytes);
-        let stdout = MemoryOutputPipe::new(self.options.max_log_bytes);
-        // No preopens, no inherited stdio or env, no sockets: the guest reaches the network
-        // only through wasi:http (and so through `EngineOptions::outbound`).
-        let wasi = WasiCtx::builder()
-            .envs(env)
-            .stderr(stderr.clone())
-            .stdout(stdout.clone())
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
-        let state = RequestState {
-            wasi,
-            http: WasiHttpCtx::new(),
-            table: ResourceTable::new(),
-            hooks: Hooks {
-                outbound: self.options.outbound.clone(),
-            },
-            limits: StoreLimitsBuilder::new()
-                .memory_size(self.options.max_memory_bytes)
-                .instances(64)
-                .build(),
-        };
-        let mut store = Store::new(self.pre.engine(), state);
-        store.limiter(|s| &mut s.limits);
-        let ticks = self.options.request_timeout.as_millis() / EPOCH_TICK.as_millis() + 1;
-        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
-        store.epoch_deadline_trap();
+        let stderr = LogPipe::new(self.options.max_log_bytes);
+        let stdout = LogPipe::new(self.options.max_log_bytes);
+        let mut store = self.new_store(env, &stdout, &stderr);
+        self.arm_deadline(&mut store);
 
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let incoming = store
@@ -321,11 +320,91 @@ impl Component {
             })??;
         Ok(Handled {
             response,
-            stderr: String::from_utf8_lossy(&stderr.contents()).into_owned(),
-            stdout: String::from_utf8_lossy(&stdout.contents()).into_owned(),
+            stderr: stderr.take(),
+            stdout: stdout.take(),
             elapsed: started.elapsed(),
         })
     }
+}
+
+impl Component {
+    /// A store for one instance: environment exactly `env`, stdout/stderr into the pipes, no
+    /// preopens, no inherited stdio, no sockets: the guest reaches the network only through
+    /// wasi:http (and so through the JWKS cache and `EngineOptions::outbound`).
+    fn new_store(&self, env: &[(String, String)], stdout: &LogPipe, stderr: &LogPipe) -> Store<RequestState> {
+        let wasi = WasiCtx::builder()
+            .envs(env)
+            .stderr(stderr.clone())
+            .stdout(stdout.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let state = RequestState {
+            wasi,
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            hooks: Hooks {
+                outbound: self.options.outbound.clone(),
+                jwks_cache: self.options.jwks_cache.clone(),
+                jwks_asked: None,
+            },
+            limits: Limits {
+                inner: StoreLimitsBuilder::new()
+                    .memory_size(self.options.max_memory_bytes)
+                    .instances(64)
+                    .build(),
+                memory_bytes: 0,
+            },
+        };
+        let mut store = Store::new(self.pre.engine(), state);
+        store.limiter(|s| &mut s.limits);
+        store.epoch_deadline_trap();
+        store
+    }
+
+    /// From now, the guest may compute for at most the request timeout.
+    fn arm_deadline(&self, store: &mut Store<RequestState>) {
+        let ticks = self.options.request_timeout.as_millis() / EPOCH_TICK.as_millis() + 1;
+        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+    }
+}
+
+/// wasmtime-wasi-http 48's `outgoing-handler.handle` reads the `request-options` the guest
+/// passes (an owned handle: the guest gives it up) but never deletes it from the resource
+/// table: one entry leaks per outgoing call. A fresh store per request does not care; a reused
+/// instance would grow its table forever. This shadows `handle` with the same call followed by
+/// the delete.
+fn fix_request_options_leak(linker: &mut Linker<RequestState>) -> anyhow::Result<()> {
+    use wasmtime::component::Resource;
+    use wasmtime_wasi_http::p2::bindings::http::outgoing_handler::Host as _;
+    use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode;
+    use wasmtime_wasi_http::p2::types::{HostFutureIncomingResponse, HostOutgoingRequest};
+
+    linker.allow_shadowing(true);
+    let mut instance = linker.instance("wasi:http/outgoing-handler@0.2.12")?;
+    instance.func_wrap(
+        "handle",
+        |mut store: wasmtime::StoreContextMut<'_, RequestState>,
+         (request, options): (
+            Resource<HostOutgoingRequest>,
+            Option<Resource<RequestOptions>>,
+        )|
+         -> wasmtime::Result<(Result<Resource<HostFutureIncomingResponse>, ErrorCode>,)> {
+            let consumed = options.as_ref().map(Resource::rep);
+            let mut http = store.data_mut().http();
+            let result = http.handle(request, options);
+            if let Some(rep) = consumed {
+                let _ = http.table.delete(Resource::<RequestOptions>::new_own(rep));
+            }
+            match result {
+                Ok(future) => Ok((Ok(future),)),
+                Err(e) => Ok((Err(e.downcast()?),)),
+            }
+        },
+    )?;
+    linker.allow_shadowing(false);
+    Ok(())
 }
 
 /// Waits for the guest task; a trap or a panic becomes `Err`.
@@ -344,6 +423,9 @@ fn build_engine(options: &EngineOptions) -> anyhow::Result<Engine> {
     // tokio timeout in `handle` instead.
     config.epoch_interruption(true);
     if let Some(dir) = &options.cache_dir {
+        // wasmtime wants an absolute path.
+        let dir = &std::path::absolute(dir)
+            .with_context(|| format!("resolving the cache directory {}", dir.display()))?;
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating the cache directory {}", dir.display()))?;
         let mut cache = CacheConfig::new();
@@ -372,7 +454,66 @@ struct RequestState {
     http: WasiHttpCtx,
     table: ResourceTable,
     hooks: Hooks,
-    limits: StoreLimits,
+    limits: Limits,
+}
+
+impl RequestState {
+    /// Linear memory of all the instance's memories, in bytes.
+    fn limits_peak(&self) -> usize {
+        self.limits.memory_bytes
+    }
+}
+
+/// [`StoreLimits`], plus the memory the instance has grown to (what a pool watches for leaks).
+struct Limits {
+    inner: StoreLimits,
+    memory_bytes: usize,
+}
+
+impl wasmtime::ResourceLimiter for Limits {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.inner.memory_growing(current, desired, maximum)?;
+        if allowed {
+            self.memory_bytes = self
+                .memory_bytes
+                .saturating_add(desired.saturating_sub(current));
+        }
+        Ok(allowed)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.inner.memory_grow_failed(error)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.inner.table_growing(current, desired, maximum)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.inner.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.inner.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.inner.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.inner.memories()
+    }
 }
 
 impl WasiView for RequestState {
@@ -394,9 +535,14 @@ impl WasiHttpView for RequestState {
     }
 }
 
-/// Routes outgoing requests through [`EngineOptions::outbound`], else to the network.
+/// Routes outgoing requests through the JWKS cache, then [`EngineOptions::outbound`], else to
+/// the network.
 struct Hooks {
     outbound: Option<Arc<dyn Outbound>>,
+    jwks_cache: Option<Arc<JwksCache>>,
+    /// When this instance last asked for the JWKS (what the cache needs to tell a first fetch
+    /// from a rotation refetch).
+    jwks_asked: Option<Instant>,
 }
 
 impl WasiHttpHooks for Hooks {
@@ -408,9 +554,17 @@ impl WasiHttpHooks for Hooks {
             dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send,
         >,
     ) -> Box<dyn Future<Output = Result<OutboundResponse, wasmtime_wasi_http::Error>> + Send> {
-        match &self.outbound {
-            Some(outbound) => Box::new(outbound.send(request, options)),
-            None => Box::new(send_direct(request, options)),
+        let outbound = self.outbound.clone();
+        let next = move |request, options| match outbound {
+            Some(outbound) => outbound.send(request, options),
+            None => send_direct(request, options),
+        };
+        match &self.jwks_cache {
+            Some(cache) if JwksCache::applies_to(&request) => {
+                let previous = self.jwks_asked.replace(Instant::now());
+                Box::new(cache.clone().fetch(request, options, previous, next))
+            }
+            _ => Box::new(next(request, options)),
         }
     }
 }

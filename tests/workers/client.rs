@@ -48,6 +48,18 @@ pub fn send(
     headers: &[(&str, &str)],
     timeout: Duration,
 ) -> anyhow::Result<Response> {
+    send_body(addr, method, target, headers, &[], timeout)
+}
+
+/// [`send`] with a request body (sent with `content-length`).
+pub fn send_body(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    timeout: Duration,
+) -> anyhow::Result<Response> {
     let mut stream = TcpStream::connect_timeout(&addr, timeout)
         .with_context(|| format!("connecting to {addr}"))?;
     stream.set_read_timeout(Some(timeout))?;
@@ -55,14 +67,15 @@ pub fn send(
     stream.set_nodelay(true)?;
     let mut head =
         format!("{method} {target} HTTP/1.1\r\nhost: wacht-admin.test\r\nconnection: close\r\n");
-    if !matches!(method, "GET" | "HEAD") {
-        head.push_str("content-length: 0\r\n");
+    if !body.is_empty() || !matches!(method, "GET" | "HEAD") {
+        head.push_str(&format!("content-length: {}\r\n", body.len()));
     }
     for (n, v) in headers {
         head.push_str(&format!("{n}: {v}\r\n"));
     }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes())?;
+    stream.write_all(body)?;
 
     let mut reader = BufReader::new(stream);
     read_response(&mut reader, method)

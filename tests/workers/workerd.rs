@@ -27,6 +27,19 @@ pub fn repo_root() -> PathBuf {
 pub struct Service {
     pub name: &'static str,
     pub bindings: Vec<(String, String)>,
+    /// Fault injection: the component's main core module is replaced by the smallest one, so
+    /// instantiation fails (the shim must answer 502 JSON).
+    pub broken_core: bool,
+}
+
+impl Service {
+    pub fn new(name: &'static str, bindings: Vec<(String, String)>) -> Service {
+        Service {
+            name,
+            bindings,
+            broken_core: false,
+        }
+    }
 }
 
 pub struct Workerd {
@@ -75,6 +88,15 @@ impl Workerd {
              const config :Workerd.Config = (\n  services = [\n    \
              (name = \"loopback\", network = (allow = [\"public\", \"private\", \"local\"])),\n",
         );
+        // The largest core module is the component's code; the smallest a glue shim.
+        let size = |n: &String| std::fs::metadata(dist.join(n)).map_or(0, |m| m.len());
+        let wasm: Vec<&String> = modules
+            .iter()
+            .filter(|(_, k)| *k == "wasm")
+            .map(|(n, _)| n)
+            .collect();
+        let largest = wasm.iter().max_by_key(|n| size(n)).copied().cloned();
+        let smallest = wasm.iter().min_by_key(|n| size(n)).copied().cloned();
         for s in services {
             let _ = write!(
                 capnp,
@@ -82,9 +104,13 @@ impl Workerd {
                 s.name
             );
             for (name, kind) in &modules {
+                let file = match (&largest, &smallest) {
+                    (Some(l), Some(small)) if s.broken_core && l == name => small,
+                    _ => name,
+                };
                 let _ = writeln!(
                     capnp,
-                    "        (name = \"{name}\", {kind} = embed \"{name}\"),"
+                    "        (name = \"{name}\", {kind} = embed \"{file}\"),"
                 );
             }
             let _ = write!(

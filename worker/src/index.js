@@ -16,7 +16,14 @@ import { monotonicClock, wallClock } from "@bytecodealliance/preview2-shim/clock
 import { handleIncomingRequest, outgoingHandler, types } from "@bytecodealliance/preview2-shim/http";
 import { error, poll, streams } from "@bytecodealliance/preview2-shim/io";
 import { insecureSeed } from "@bytecodealliance/preview2-shim/random";
-import { allowedOrigins, poolSize, requestOrigin, wachtVars } from "./policy.js";
+import {
+  allowedOrigins,
+  maxInstances,
+  poolSize,
+  requestOrigin,
+  staleAfterMs,
+  wachtVars,
+} from "./policy.js";
 
 // The shim fetches with preview2-shim's `globalThis.fetch(url, init)`. Redirects are not followed:
 // wasi:http hands 3xx answers to the guest, and following one could leave the allowlist.
@@ -25,6 +32,9 @@ globalThis.fetch = (input, init) => realFetch(input, { ...init, redirect: "manua
 
 const idle = []; // instances ready to serve, each { handle }
 let idleKey = null; // the configuration the idle instances were made with
+// Requests holding an instance. A Set of start times rather than a counter: a request the
+// runtime cancels (client gone) may never reach its `finally`, so old entries are pruned.
+const inFlight = new Set();
 
 export default {
   async fetch(request, env) {
@@ -35,30 +45,58 @@ export default {
       idle.length = 0;
       idleKey = key;
     }
-    let instance = idle.pop();
-    if (!instance) {
-      try {
-        instance = await createInstance(vars);
-      } catch (e) {
-        console.error(`wacht-admin worker: instantiation failed: ${describe(e)}`);
-        return failure("internal_error", "the component could not be started");
-      }
+    // Each request in flight holds an instance (about 1-2 MiB): when upstreams hang, requests
+    // pile up, so past the cap they are shed (503) before the isolate runs out of memory.
+    const now = Date.now();
+    const stale = staleAfterMs(vars);
+    for (const entry of inFlight) if (now - entry.started > stale) inFlight.delete(entry);
+    if (inFlight.size >= maxInstances(env)) {
+      return failure("overloaded", "too many requests in flight, retry shortly", 503, {
+        "retry-after": "1",
+      });
     }
-    let response;
+    const entry = { started: now };
+    inFlight.add(entry);
     try {
-      // The guest never reads a request body (GET only): hand it none, so nothing is buffered.
-      const bodiless = new Request(request.url, { method: request.method, headers: request.headers });
-      response = await handleIncomingRequest(bodiless, instance.handle);
-    } catch (e) {
-      // A trapped instance may be in any state: it is not returned to the pool.
-      console.error(`wacht-admin worker: the component failed: ${describe(e)}`);
-      return failure("internal_error", "the component failed while handling the request");
+      return await serve(request, vars, key, env);
+    } finally {
+      inFlight.delete(entry);
     }
-    // Back to the pool only once the guest has returned (its response is complete by then).
-    if (key === idleKey && idle.length < poolSize(env)) idle.push(instance);
-    return response;
   },
 };
+
+async function serve(request, vars, key, env) {
+  let instance = idle.pop();
+  if (!instance) {
+    try {
+      instance = await createInstance(vars);
+    } catch (e) {
+      // No request data exists yet, so the error's own message is safe to log. Without JSPI
+      // (WebAssembly.Suspending/promising) this is "TypeError: WebAssembly.Suspending is not
+      // a constructor", on every request.
+      const jspi =
+        typeof WebAssembly.Suspending === "function" && typeof WebAssembly.promising === "function";
+      const hint = jspi ? "" : " (this runtime has no JSPI)";
+      console.error(`wacht-admin worker: instantiation failed: ${e?.name}: ${e?.message}${hint}`);
+      return failure("internal_error", "the component could not be started");
+    }
+  }
+  let response;
+  try {
+    // The guest never reads a request body (GET only): hand it none, so nothing is buffered.
+    const forGuest = request.body
+      ? new Request(request.url, { method: request.method, headers: request.headers })
+      : request;
+    response = await handleIncomingRequest(forGuest, instance.handle);
+  } catch (e) {
+    // A trapped instance may be in any state: it is not returned to the pool.
+    console.error(`wacht-admin worker: the component failed: ${describe(e)}`);
+    return failure("internal_error", "the component failed while handling the request");
+  }
+  // Back to the pool only once the guest has returned (its response is complete by then).
+  if (key === idleKey && idle.length < poolSize(env)) idle.push(instance);
+  return response;
+}
 
 async function createInstance(vars) {
   // createCli gives each instance its own environment and its own stdout/stderr.
@@ -117,17 +155,18 @@ function lines() {
   };
 }
 
-function failure(code, message) {
+function failure(code, message, status = 502, headers = {}) {
   return new Response(JSON.stringify({ error: code, message }), {
-    status: 502,
-    headers: { "content-type": "application/json" },
+    status,
+    headers: { "content-type": "application/json", ...headers },
   });
 }
 
 // Errors are described by kind only (a Wasm trap's message is a fixed text such as
 // "unreachable"): no value that could carry a credential reaches the log.
 function describe(e) {
-  if (e instanceof WebAssembly.RuntimeError || e instanceof WebAssembly.CompileError || e instanceof WebAssembly.LinkError) {
+  const wasm = [WebAssembly.RuntimeError, WebAssembly.CompileError, WebAssembly.LinkError];
+  if (wasm.some((kind) => e instanceof kind)) {
     return `${e.name}: ${e.message}`;
   }
   return e?.constructor?.name ?? typeof e;

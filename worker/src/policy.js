@@ -7,11 +7,27 @@ const DEFAULT_BACKEND_API_URL = "https://api.wacht.dev";
 const DEFAULT_GATEWAY_URL = "https://gateway.wacht.dev";
 const DEFAULT_POOL_SIZE = 8;
 const MAX_POOL_SIZE = 64;
+const DEFAULT_MAX_INSTANCES = 32;
+const DEFAULT_UPSTREAM_TIMEOUT_MS = 10000;
 
 // WACHT_POOL_SIZE: idle instances kept between requests; 0 = a new instance for every request.
 export function poolSize(env) {
   const n = Number.parseInt(env.WACHT_POOL_SIZE ?? "", 10);
   return Number.isInteger(n) && n >= 0 ? Math.min(n, MAX_POOL_SIZE) : DEFAULT_POOL_SIZE;
+}
+
+// WACHT_MAX_INSTANCES: requests served at once (each holds an instance); more are shed with 503.
+export function maxInstances(env) {
+  const n = Number.parseInt(env.WACHT_MAX_INSTANCES ?? "", 10);
+  return Number.isInteger(n) && n >= 1 ? n : DEFAULT_MAX_INSTANCES;
+}
+
+// How long a request can legitimately hold an instance: at most three upstream calls in a row
+// (JWKS, a JWKS refetch, the backend), each bounded by WACHT_UPSTREAM_TIMEOUT_MS; with margin.
+export function staleAfterMs(vars) {
+  const n = Number.parseInt(vars.WACHT_UPSTREAM_TIMEOUT_MS ?? "", 10);
+  const timeout = Number.isInteger(n) && n > 0 ? n : DEFAULT_UPSTREAM_TIMEOUT_MS;
+  return 4 * timeout + 5000;
 }
 
 export function wachtVars(env) {

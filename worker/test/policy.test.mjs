@@ -1,7 +1,7 @@
 // The shim's pure policy functions: `node --test worker/test/` (run by `make test-worker`).
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { allowedOrigins, poolSize, requestOrigin, wachtVars } from "../src/policy.js";
+import { allowedOrigins, maxInstances, poolSize, requestOrigin, staleAfterMs, wachtVars } from "../src/policy.js";
 
 const pk = (url, prefix = "pk_test_") => prefix + btoa(url);
 // A stand-in for preview2-shim's OutgoingRequest: only the getters requestOrigin reads.
@@ -71,4 +71,17 @@ test("a request is allowed only when its origin is on the list", () => {
   assert.ok(!allowed.has(requestOrigin(req("HTTPS", "api.example.com:8443", "/users"))), "port matters");
   assert.ok(!allowed.has(requestOrigin(req("HTTPS", "evil.example", "/users"))));
   assert.ok(!allowed.has(requestOrigin(req("HTTPS", "api.example.com", "@evil.example/"))));
+});
+
+test("in-flight cap: default 32, at least 1", () => {
+  assert.equal(maxInstances({}), 32);
+  assert.equal(maxInstances({ WACHT_MAX_INSTANCES: "4" }), 4);
+  assert.equal(maxInstances({ WACHT_MAX_INSTANCES: "0" }), 32);
+  assert.equal(maxInstances({ WACHT_MAX_INSTANCES: "x" }), 32);
+});
+
+test("an in-flight entry is stale after four upstream timeouts and 5 s", () => {
+  assert.equal(staleAfterMs({}), 45000);
+  assert.equal(staleAfterMs({ WACHT_UPSTREAM_TIMEOUT_MS: "500" }), 7000);
+  assert.equal(staleAfterMs({ WACHT_UPSTREAM_TIMEOUT_MS: "junk" }), 45000);
 });

@@ -1,0 +1,449 @@
+//! `wacht-admin-host`'s server, in-process, over real sockets: demo mode answers the curl lines it
+//! prints, the JWKS stays out of the per-request path, a guest trap or timeout becomes a JSON
+//! 502/504 and the server keeps serving, request limits, and a graceful shutdown.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, ensure};
+use common::*;
+use serde_json::Value;
+use wacht_admin_host::settings::LogSink;
+use wacht_admin_host::{Server, Settings};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+struct Logs {
+    access: Arc<Mutex<Vec<String>>>,
+    guest: Arc<Mutex<Vec<String>>>,
+}
+
+impl Logs {
+    fn access(&self) -> Vec<String> {
+        self.access.lock().unwrap().clone()
+    }
+    fn guest(&self) -> Vec<String> {
+        self.guest.lock().unwrap().clone()
+    }
+}
+
+/// Loopback, ephemeral port, the test build's component and cache, logs kept in memory.
+fn settings(wacht_env: Vec<(String, String)>) -> anyhow::Result<(Settings, Logs)> {
+    let (access_log, access) = LogSink::memory();
+    let (guest_log, guest) = LogSink::memory();
+    let settings = Settings {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        wasm: wasm_path()?,
+        cache_dir: engine_options().cache_dir,
+        instances: 4,
+        access_log,
+        guest_log,
+        wacht_env,
+        ..Settings::default()
+    };
+    Ok((settings, Logs { access, guest }))
+}
+
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> anyhow::Result<Value> {
+        serde_json::from_str(&self.body).with_context(|| format!("not JSON: {:?}", self.body))
+    }
+
+    /// `{"error": code, "message": …}` with this status.
+    fn expect_error(&self, status: u16, code: &str) -> anyhow::Result<()> {
+        ensure!(
+            self.status == status,
+            "expected {status}, got {} {}",
+            self.status,
+            self.body
+        );
+        ensure!(self.header("content-type") == Some("application/json"));
+        let v = self.json()?;
+        ensure!(v["error"] == code, "{v}");
+        ensure!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+        ensure!(v.as_object().map(|o| o.len()) == Some(2), "{v}");
+        Ok(())
+    }
+
+    /// A 200 with the backend's user list.
+    fn expect_users(&self) -> anyhow::Result<usize> {
+        ensure!(self.status == 200, "expected 200, got {} {}", self.status, self.body);
+        let v = self.json()?;
+        let n = v["data"].as_array().map(Vec::len).context("no data array")?;
+        ensure!(n > 0, "empty user list");
+        Ok(n)
+    }
+}
+
+/// One HTTP/1.1 exchange on a fresh connection (`connection: close`), with a plain socket.
+fn exchange(addr: SocketAddr, raw_head: &str, body: &[u8]) -> anyhow::Result<Reply> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+    stream.write_all(raw_head.as_bytes())?;
+    stream.write_all(body)?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").context("no end of headers")?;
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .context("no status line")?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Ok(Reply {
+        status,
+        headers,
+        body: body.to_string(),
+    })
+}
+
+fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> anyhow::Result<Reply> {
+    let mut head = format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n");
+    for (n, v) in headers {
+        head.push_str(&format!("{n}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    exchange(addr, &head, b"")
+}
+
+/// `curl -s URL -H 'Name: value'` → (URL, (name, value)).
+fn parse_curl(line: &str) -> anyhow::Result<(String, (String, String))> {
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .context("no URL")?
+        .to_string();
+    let quoted = line.split('\'').nth(1).context("no quoted header")?;
+    let (name, value) = quoted.split_once(": ").context("header without ': '")?;
+    Ok((url, (name.to_string(), value.to_string())))
+}
+
+fn curl_available() -> bool {
+    std::process::Command::new("curl")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn demo_mode_answers_the_printed_curl_lines() -> anyhow::Result<()> {
+    let rt = runtime();
+    let (settings, logs) = settings(vec![])?;
+    ensure!(settings.is_demo());
+    let server = rt.block_on(Server::start(settings))?;
+    let banner = server.banner();
+    ensure!(banner.contains("DEMO MODE"), "{banner}");
+    ensure!(banner.contains("WACHT_API_KEY="), "no hint at a real deployment: {banner}");
+    ensure!(banner.contains("60 min"), "the token lifetime is not said: {banner}");
+    let curls: Vec<&str> = banner
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("curl "))
+        .collect();
+    ensure!(curls.len() == 2, "expected two curl lines: {banner}");
+    let demo = server.demo().context("no demo")?;
+    let users = demo.standin().users().len().min(20);
+
+    let mut requests = 0;
+    for line in &curls {
+        let (url, (name, value)) = parse_curl(line)?;
+        let path = url
+            .strip_prefix(&server.url())
+            .context("curl URL is not the server's")?;
+        let reply = get(server.addr(), path, &[(name.as_str(), value.as_str())])?;
+        ensure!(reply.expect_users()? == users);
+        requests += 1;
+        // The line itself, as a user pastes it.
+        if curl_available() {
+            let out = std::process::Command::new("sh").arg("-c").arg(line).output()?;
+            ensure!(out.status.success(), "{line}: {out:?}");
+            let v: Value = serde_json::from_slice(&out.stdout)
+                .with_context(|| String::from_utf8_lossy(&out.stdout).into_owned())?;
+            ensure!(v["data"].as_array().map(Vec::len) == Some(users), "{v}");
+            requests += 1;
+        }
+    }
+    let standin = demo.standin();
+    ensure!(standin.count(Endpoint::Users) == requests);
+    ensure!(standin.count(Endpoint::AuthzCheck) == requests / 2, "one gateway check per API-key request");
+    ensure!(standin.count(Endpoint::Jwks) == 1, "JWKS calls: {}", standin.count(Endpoint::Jwks));
+
+    // One access line per request; the guest's own lines forwarded, tagged with the request.
+    let access = logs.access();
+    ensure!(access.len() == requests, "{access:#?}");
+    ensure!(access.iter().all(|l| l.contains("status=200") && l.contains("path=/admin/users")), "{access:#?}");
+    let guest = logs.guest();
+    ensure!(
+        guest.iter().filter(|l| l.contains("wacht-admin method=GET")).count() == requests,
+        "{guest:#?}"
+    );
+    ensure!(guest.iter().all(|l| l.starts_with("req=")), "{guest:#?}");
+    rt.block_on(server.shutdown())?;
+    Ok(())
+}
+
+#[test]
+fn the_jwks_is_fetched_once_across_requests_and_instances() -> anyhow::Result<()> {
+    const THREADS: usize = 4;
+    const PER_THREAD: usize = 15;
+    let rt = runtime();
+    let s = standin();
+    let (mut settings, logs) = settings(env_for(&s))?;
+    // Retire instances quickly: every new instance starts with an empty JWKS cache of its own,
+    // and still no second JWKS call may reach the upstream.
+    settings.max_requests_per_instance = 5;
+    let server = rt.block_on(Server::start(settings))?;
+    let mut c = claims(&s);
+    c["exp"] = serde_json::json!(now() + 900);
+    let token = token_with(&s, &c);
+    let addr = server.addr();
+    let threads: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let auth = format!("Bearer {token}");
+            std::thread::spawn(move || -> anyhow::Result<()> {
+                for _ in 0..PER_THREAD {
+                    get(addr, "/admin/users", &[("authorization", &auth)])?.expect_users()?;
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap()?;
+    }
+    let n = THREADS * PER_THREAD;
+    ensure!(s.count(Endpoint::Users) == n, "users calls: {}", s.count(Endpoint::Users));
+    ensure!(s.count(Endpoint::Jwks) == 1, "JWKS calls: {}", s.count(Endpoint::Jwks));
+    let stats = server.pool().stats();
+    ensure!(stats.created >= (n / 5) as u64, "{stats:?}");
+    ensure!(stats.retired >= (n / 5 - THREADS) as u64, "{stats:?}");
+    let cache = server.jwks_cache();
+    ensure!(cache.upstream_fetches() == 1, "{cache:?}");
+    ensure!(cache.hits() + 1 == stats.created, "each other instance's first fetch is a hit: {cache:?} {stats:?}");
+    ensure!(logs.access().len() == n);
+    rt.block_on(server.shutdown())?;
+    Ok(())
+}
+
+/// 20 users of ~150 KB each: a 3 MB answer, under the component's 4 MiB limit.
+fn huge_users() -> Vec<wacht_standin::User> {
+    let mut users = wacht_standin::sample_users();
+    let template = users[0].clone();
+    users = (0..20)
+        .map(|i| {
+            let mut u = template.clone();
+            u.id = format!("{}", 1000 + i);
+            u.first_name = "x".repeat(150_000);
+            u
+        })
+        .collect();
+    users
+}
+
+#[test]
+fn a_guest_trap_is_a_502_and_the_server_keeps_serving() -> anyhow::Result<()> {
+    let rt = runtime();
+    let s = standin();
+    let (mut settings, logs) = settings(env_for(&s))?;
+    // Too little memory for a 3 MB answer: the guest's allocation fails and it aborts (a trap).
+    settings.max_memory_bytes = 3 << 20;
+    let server = rt.block_on(Server::start(settings))?;
+    let auth = format!("Bearer {}", session_token(&s));
+    let h = [("authorization", auth.as_str())];
+    get(server.addr(), "/admin/users", &h)?.expect_users()?;
+
+    s.set_users(huge_users());
+    let reply = get(server.addr(), "/admin/users", &h)?;
+    reply.expect_error(502, "component_error")?;
+    let guest = logs.guest().join("\n");
+    ensure!(guest.contains("failed:") && guest.contains("trap"), "{guest}");
+
+    s.set_users(wacht_standin::sample_users());
+    for _ in 0..3 {
+        get(server.addr(), "/admin/users", &h)?.expect_users()?;
+    }
+    let stats = server.pool().stats();
+    ensure!(stats.discarded == 1 && stats.failed == 1, "{stats:?}");
+    let access = logs.access();
+    ensure!(access.len() == 5, "{access:#?}");
+    ensure!(access[1].contains("status=502") && access[1].contains("error=component_error"), "{access:#?}");
+    rt.block_on(server.shutdown())?;
+    Ok(())
+}
+
+#[test]
+fn a_guest_timeout_is_a_504_and_the_server_keeps_serving() -> anyhow::Result<()> {
+    let rt = runtime();
+    let s = standin();
+    let (mut settings, logs) = settings(env_for(&s))?;
+    settings.request_timeout = Duration::from_millis(700);
+    let server = rt.block_on(Server::start(settings))?;
+    let auth = format!("Bearer {}", session_token(&s));
+    let h = [("authorization", auth.as_str())];
+    get(server.addr(), "/admin/users", &h)?.expect_users()?;
+    s.set_fault(Endpoint::Users, Fault::Hang);
+    let started = Instant::now();
+    get(server.addr(), "/admin/users", &h)?.expect_error(504, "component_timeout")?;
+    ensure!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    s.set_fault(Endpoint::Users, Fault::Normal);
+    get(server.addr(), "/admin/users", &h)?.expect_users()?;
+    ensure!(server.pool().stats().discarded == 1);
+    ensure!(logs.access().iter().filter(|l| l.contains("status=504")).count() == 1);
+    rt.block_on(server.shutdown())?;
+    Ok(())
+}
+
+#[test]
+fn oversized_requests_are_refused_before_the_guest() -> anyhow::Result<()> {
+    let rt = runtime();
+    let s = standin();
+    let (settings, logs) = settings(env_for(&s))?;
+    let (max_body, max_header) = (settings.max_body_bytes, settings.max_header_bytes);
+    let server = rt.block_on(Server::start(settings))?;
+    let addr = server.addr();
+    let body = vec![b'x'; max_body + 1];
+    let head = format!(
+        "GET /admin/users HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    exchange(addr, &head, &body)?.expect_error(413, "request_too_large")?;
+    let big = "a".repeat(max_header + 1);
+    let reply = get(addr, "/admin/users", &[("x-padding", &big)])?;
+    ensure!(reply.status == 431, "{}", reply.status);
+    ensure!(s.total_count() == 0, "the guest must not have run");
+    // A client cannot choose the address the component sees.
+    let reply = get(addr, "/admin/users", &[("x-forwarded-for", "203.0.113.9"), ("x-api-key", "wk_unknown")])?;
+    ensure!(reply.status == 401, "{} {}", reply.status, reply.body);
+    let check = s.last_request(Endpoint::AuthzCheck).context("no gateway check")?;
+    let sent = check.json.context("gateway body")?;
+    ensure!(sent["client_ip"] == "127.0.0.1", "{sent}");
+    ensure!(logs.access().len() == 2, "the 431 never reached the service: {:#?}", logs.access());
+    rt.block_on(server.shutdown())?;
+    Ok(())
+}
+
+/// A backend that answers every request after `delay`, and reports when one arrived.
+fn slow_backend(delay: Duration) -> (String, std::sync::mpsc::Receiver<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (arrived, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let arrived = arrived.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let mut seen = Vec::new();
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = arrived.send(());
+                std::thread::sleep(delay);
+                let body = r#"{"data":[{"id":"1","created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z","first_name":"Slow","last_name":"Backend","username":null,"profile_picture_url":"","primary_email_address":null,"primary_phone_number":null}],"has_more":false,"limit":20,"offset":0}"#;
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            });
+        }
+    });
+    (url, rx)
+}
+
+#[test]
+fn shutdown_finishes_in_flight_requests_and_refuses_new_ones() -> anyhow::Result<()> {
+    let rt = runtime();
+    let s = standin();
+    let (backend, arrived) = slow_backend(Duration::from_millis(800));
+    let (settings, logs) = settings(with(env_for(&s), "WACHT_BACKEND_API_URL", &backend))?;
+    let server = rt.block_on(Server::start(settings))?;
+    let addr = server.addr();
+    let auth = format!("Bearer {}", session_token(&s));
+    let in_flight = std::thread::spawn(move || get(addr, "/admin/users", &[("authorization", &auth)]));
+    arrived.recv_timeout(Duration::from_secs(10))?;
+
+    let shutdown = rt.spawn(server.shutdown());
+    std::thread::sleep(Duration::from_millis(100));
+    ensure!(TcpStream::connect(addr).is_err(), "still accepting during shutdown");
+    let reply = in_flight.join().unwrap()?;
+    ensure!(reply.expect_users()? == 1);
+    rt.block_on(shutdown)??;
+    ensure!(logs.access().len() == 1);
+    Ok(())
+}
+#[test]
+fn a_reused_instance_does_not_grow() -> anyhow::Result<()> {
+    let rt = runtime();
+    let s = standin();
+    let pool = wacht_admin_host::InstancePool::new(
+        component()?.clone(),
+        env_for(&s),
+        wacht_admin_host::PoolOptions {
+            size: 1,
+            ..Default::default()
+        },
+    )?;
+    let token = session_token(&s);
+    let mut reports = Vec::new();
+    for _ in 0..200 {
+        let served = rt
+            .block_on(pool.handle(request("GET", "/admin/users", &[bearer(&token)])))
+            .map_err(|f| anyhow::anyhow!("{f}"))?;
+        expect_users(&served.handled, &s)?;
+        assert_one_log_line(&served.handled, "GET", "/admin/users")?;
+        reports.push(served.instance);
+    }
+    let first = reports[0];
+    ensure!(first.fresh && reports[1..].iter().all(|r| !r.fresh && r.id == first.id));
+    ensure!(reports.last().map(|r| r.uses) == Some(200));
+    // No resource left behind per request, and no memory growth once warm.
+    let tables: Vec<usize> = reports.iter().map(|r| r.table_entries).collect();
+    ensure!(tables.iter().all(|t| *t == tables[0]), "table entries {tables:?}");
+    let warm = reports[10].memory_bytes;
+    ensure!(
+        reports[10..].iter().all(|r| r.memory_bytes == warm),
+        "memory grew: {:?}",
+        reports.iter().map(|r| r.memory_bytes).collect::<Vec<_>>()
+    );
+    eprintln!("table entries {}, memory {} KiB", tables[0], warm / 1024);
+    ensure!(s.count(Endpoint::Jwks) == 1, "one instance, one JWKS fetch");
+    Ok(())
+}
