@@ -96,9 +96,17 @@ impl Reply {
 
     /// A 200 with the backend's user list.
     fn expect_users(&self) -> anyhow::Result<usize> {
-        ensure!(self.status == 200, "expected 200, got {} {}", self.status, self.body);
+        ensure!(
+            self.status == 200,
+            "expected 200, got {} {}",
+            self.status,
+            self.body
+        );
         let v = self.json()?;
-        let n = v["data"].as_array().map(Vec::len).context("no data array")?;
+        let n = v["data"]
+            .as_array()
+            .map(Vec::len)
+            .context("no data array")?;
         ensure!(n > 0, "empty user list");
         Ok(n)
     }
@@ -167,8 +175,14 @@ fn demo_mode_answers_the_printed_curl_lines() -> anyhow::Result<()> {
     let server = rt.block_on(Server::start(settings))?;
     let banner = server.banner();
     ensure!(banner.contains("DEMO MODE"), "{banner}");
-    ensure!(banner.contains("WACHT_API_KEY="), "no hint at a real deployment: {banner}");
-    ensure!(banner.contains("60 min"), "the token lifetime is not said: {banner}");
+    ensure!(
+        banner.contains("WACHT_API_KEY="),
+        "no hint at a real deployment: {banner}"
+    );
+    ensure!(
+        banner.contains("60 min"),
+        "the token lifetime is not said: {banner}"
+    );
     let curls: Vec<&str> = banner
         .lines()
         .map(str::trim)
@@ -189,7 +203,10 @@ fn demo_mode_answers_the_printed_curl_lines() -> anyhow::Result<()> {
         requests += 1;
         // The line itself, as a user pastes it.
         if curl_available() {
-            let out = std::process::Command::new("sh").arg("-c").arg(line).output()?;
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(line)
+                .output()?;
             ensure!(out.status.success(), "{line}: {out:?}");
             let v: Value = serde_json::from_slice(&out.stdout)
                 .with_context(|| String::from_utf8_lossy(&out.stdout).into_owned())?;
@@ -199,16 +216,32 @@ fn demo_mode_answers_the_printed_curl_lines() -> anyhow::Result<()> {
     }
     let standin = demo.standin();
     ensure!(standin.count(Endpoint::Users) == requests);
-    ensure!(standin.count(Endpoint::AuthzCheck) == requests / 2, "one gateway check per API-key request");
-    ensure!(standin.count(Endpoint::Jwks) == 1, "JWKS calls: {}", standin.count(Endpoint::Jwks));
+    ensure!(
+        standin.count(Endpoint::AuthzCheck) == requests / 2,
+        "one gateway check per API-key request"
+    );
+    ensure!(
+        standin.count(Endpoint::Jwks) == 1,
+        "JWKS calls: {}",
+        standin.count(Endpoint::Jwks)
+    );
 
     // One access line per request; the guest's own lines forwarded, tagged with the request.
     let access = logs.access();
     ensure!(access.len() == requests, "{access:#?}");
-    ensure!(access.iter().all(|l| l.contains("status=200") && l.contains("path=/admin/users")), "{access:#?}");
+    ensure!(
+        access
+            .iter()
+            .all(|l| l.contains("status=200") && l.contains("path=/admin/users")),
+        "{access:#?}"
+    );
     let guest = logs.guest();
     ensure!(
-        guest.iter().filter(|l| l.contains("wacht-admin method=GET")).count() == requests,
+        guest
+            .iter()
+            .filter(|l| l.contains("wacht-admin method=GET"))
+            .count()
+            == requests,
         "{guest:#?}"
     );
     ensure!(guest.iter().all(|l| l.starts_with("req=")), "{guest:#?}");
@@ -246,14 +279,25 @@ fn the_jwks_is_fetched_once_across_requests_and_instances() -> anyhow::Result<()
         t.join().unwrap()?;
     }
     let n = THREADS * PER_THREAD;
-    ensure!(s.count(Endpoint::Users) == n, "users calls: {}", s.count(Endpoint::Users));
-    ensure!(s.count(Endpoint::Jwks) == 1, "JWKS calls: {}", s.count(Endpoint::Jwks));
+    ensure!(
+        s.count(Endpoint::Users) == n,
+        "users calls: {}",
+        s.count(Endpoint::Users)
+    );
+    ensure!(
+        s.count(Endpoint::Jwks) == 1,
+        "JWKS calls: {}",
+        s.count(Endpoint::Jwks)
+    );
     let stats = server.pool().stats();
     ensure!(stats.created >= (n / 5) as u64, "{stats:?}");
     ensure!(stats.retired >= (n / 5 - THREADS) as u64, "{stats:?}");
     let cache = server.jwks_cache();
     ensure!(cache.upstream_fetches() == 1, "{cache:?}");
-    ensure!(cache.hits() + 1 == stats.created, "each other instance's first fetch is a hit: {cache:?} {stats:?}");
+    ensure!(
+        cache.hits() + 1 == stats.created,
+        "each other instance's first fetch is a hit: {cache:?} {stats:?}"
+    );
     ensure!(logs.access().len() == n);
     rt.block_on(server.shutdown())?;
     Ok(())
@@ -290,7 +334,10 @@ fn a_guest_trap_is_a_502_and_the_server_keeps_serving() -> anyhow::Result<()> {
     let reply = get(server.addr(), "/admin/users", &h)?;
     reply.expect_error(502, "component_error")?;
     let guest = logs.guest().join("\n");
-    ensure!(guest.contains("failed:") && guest.contains("trap"), "{guest}");
+    ensure!(
+        guest.contains("failed:") && guest.contains("trap"),
+        "{guest}"
+    );
 
     s.set_users(wacht_standin::sample_users());
     for _ in 0..3 {
@@ -300,7 +347,10 @@ fn a_guest_trap_is_a_502_and_the_server_keeps_serving() -> anyhow::Result<()> {
     ensure!(stats.discarded == 1 && stats.failed == 1, "{stats:?}");
     let access = logs.access();
     ensure!(access.len() == 5, "{access:#?}");
-    ensure!(access[1].contains("status=502") && access[1].contains("error=component_error"), "{access:#?}");
+    ensure!(
+        access[1].contains("status=502") && access[1].contains("error=component_error"),
+        "{access:#?}"
+    );
     rt.block_on(server.shutdown())?;
     Ok(())
 }
@@ -318,11 +368,21 @@ fn a_guest_timeout_is_a_504_and_the_server_keeps_serving() -> anyhow::Result<()>
     s.set_fault(Endpoint::Users, Fault::Hang);
     let started = Instant::now();
     get(server.addr(), "/admin/users", &h)?.expect_error(504, "component_timeout")?;
-    ensure!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    ensure!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
     s.set_fault(Endpoint::Users, Fault::Normal);
     get(server.addr(), "/admin/users", &h)?.expect_users()?;
     ensure!(server.pool().stats().discarded == 1);
-    ensure!(logs.access().iter().filter(|l| l.contains("status=504")).count() == 1);
+    ensure!(
+        logs.access()
+            .iter()
+            .filter(|l| l.contains("status=504"))
+            .count()
+            == 1
+    );
     rt.block_on(server.shutdown())?;
     Ok(())
 }
@@ -346,12 +406,25 @@ fn oversized_requests_are_refused_before_the_guest() -> anyhow::Result<()> {
     ensure!(reply.status == 431, "{}", reply.status);
     ensure!(s.total_count() == 0, "the guest must not have run");
     // A client cannot choose the address the component sees.
-    let reply = get(addr, "/admin/users", &[("x-forwarded-for", "203.0.113.9"), ("x-api-key", "wk_unknown")])?;
+    let reply = get(
+        addr,
+        "/admin/users",
+        &[
+            ("x-forwarded-for", "203.0.113.9"),
+            ("x-api-key", "wk_unknown"),
+        ],
+    )?;
     ensure!(reply.status == 401, "{} {}", reply.status, reply.body);
-    let check = s.last_request(Endpoint::AuthzCheck).context("no gateway check")?;
+    let check = s
+        .last_request(Endpoint::AuthzCheck)
+        .context("no gateway check")?;
     let sent = check.json.context("gateway body")?;
     ensure!(sent["client_ip"] == "127.0.0.1", "{sent}");
-    ensure!(logs.access().len() == 2, "the 431 never reached the service: {:#?}", logs.access());
+    ensure!(
+        logs.access().len() == 2,
+        "the 431 never reached the service: {:#?}",
+        logs.access()
+    );
     rt.block_on(server.shutdown())?;
     Ok(())
 }
@@ -397,12 +470,16 @@ fn shutdown_finishes_in_flight_requests_and_refuses_new_ones() -> anyhow::Result
     let server = rt.block_on(Server::start(settings))?;
     let addr = server.addr();
     let auth = format!("Bearer {}", session_token(&s));
-    let in_flight = std::thread::spawn(move || get(addr, "/admin/users", &[("authorization", &auth)]));
+    let in_flight =
+        std::thread::spawn(move || get(addr, "/admin/users", &[("authorization", &auth)]));
     arrived.recv_timeout(Duration::from_secs(10))?;
 
     let shutdown = rt.spawn(server.shutdown());
     std::thread::sleep(Duration::from_millis(100));
-    ensure!(TcpStream::connect(addr).is_err(), "still accepting during shutdown");
+    ensure!(
+        TcpStream::connect(addr).is_err(),
+        "still accepting during shutdown"
+    );
     let reply = in_flight.join().unwrap()?;
     ensure!(reply.expect_users()? == 1);
     rt.block_on(shutdown)??;
@@ -436,7 +513,10 @@ fn a_reused_instance_does_not_grow() -> anyhow::Result<()> {
     ensure!(reports.last().map(|r| r.uses) == Some(200));
     // No resource left behind per request, and no memory growth once warm.
     let tables: Vec<usize> = reports.iter().map(|r| r.table_entries).collect();
-    ensure!(tables.iter().all(|t| *t == tables[0]), "table entries {tables:?}");
+    ensure!(
+        tables.iter().all(|t| *t == tables[0]),
+        "table entries {tables:?}"
+    );
     let warm = reports[10].memory_bytes;
     ensure!(
         reports[10..].iter().all(|r| r.memory_bytes == warm),

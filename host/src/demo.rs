@@ -37,7 +37,8 @@ impl std::fmt::Debug for Demo {
 impl Demo {
     /// Starts the stand-in on an ephemeral loopback port and mints a session token.
     pub fn start() -> anyhow::Result<Demo> {
-        let standin = StandIn::start(StandInConfig::demo()).context("starting the stand-in Wacht")?;
+        let standin =
+            StandIn::start(StandInConfig::demo()).context("starting the stand-in Wacht")?;
         let session_token = standin.session_token(SESSION_TTL.as_secs())?;
         let session_expires = unix_now().saturating_add(SESSION_TTL.as_secs());
         let api_key = standin

@@ -123,9 +123,8 @@ impl JwksCache {
         Box::pin(async move {
             let key = request.uri().to_string();
             // A repeat within the instance's own TTL: the component wants fresh keys.
-            let wants_fresh = previous.is_some_and(|t| {
-                t.elapsed().saturating_add(TTL_SLACK) < self.ttl
-            });
+            let wants_fresh =
+                previous.is_some_and(|t| t.elapsed().saturating_add(TTL_SLACK) < self.ttl);
             let mut entries = self.entries.lock().await;
             if let Some(entry) = entries.get(&key) {
                 let age = entry.fetched.elapsed();
@@ -186,4 +185,183 @@ fn answer(parts: http::response::Parts, body: Bytes) -> OutboundResponse {
         http::Response::from_parts(parts, body),
         Box::new(async { Ok(()) }) as Box<dyn Future<Output = _> + Send>,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+
+    use http_body_util::Empty;
+
+    use super::*;
+
+    const URL: &str = "http://frontend.test/.well-known/jwks.json";
+
+    fn request(method: &str, url: &str) -> http::Request<WasiBody> {
+        http::Request::builder()
+            .method(method)
+            .uri(url)
+            .body(Empty::new().map_err(|never| match never {}).boxed_unsync())
+            .unwrap()
+    }
+
+    /// An upstream that counts calls and answers `status` with a body naming the call.
+    fn upstream(
+        calls: &Arc<AtomicUsize>,
+        status: u16,
+        delay: Duration,
+    ) -> impl FnOnce(http::Request<WasiBody>, Option<RequestOptions>) -> OutboundFuture + Send + 'static
+    {
+        let calls = calls.clone();
+        move |_, _| {
+            Box::pin(async move {
+                let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+                tokio::time::sleep(delay).await;
+                let mut response = http::Response::new(());
+                *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
+                Ok(answer(
+                    response.into_parts().0,
+                    Bytes::from(format!("{{\"keys\":[],\"call\":{n}}}")),
+                ))
+            })
+        }
+    }
+
+    async fn fetch(
+        cache: &Arc<JwksCache>,
+        calls: &Arc<AtomicUsize>,
+        previous: Option<Instant>,
+        status: u16,
+    ) -> (u16, String) {
+        let (response, _io) = cache
+            .clone()
+            .fetch(
+                request("GET", URL),
+                None,
+                previous,
+                upstream(calls, status, Duration::ZERO),
+            )
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[test]
+    fn only_jwks_gets_are_cached() {
+        assert!(JwksCache::applies_to(&request("GET", URL)));
+        assert!(JwksCache::applies_to(&request(
+            "GET",
+            "https://f.test/prefix/.well-known/jwks.json"
+        )));
+        assert!(!JwksCache::applies_to(&request("POST", URL)));
+        assert!(!JwksCache::applies_to(&request(
+            "GET",
+            &format!("{URL}?x=1")
+        )));
+        assert!(!JwksCache::applies_to(&request(
+            "GET",
+            "http://f.test/users"
+        )));
+    }
+
+    #[tokio::test]
+    async fn instances_share_one_upstream_answer() {
+        let cache = Arc::new(JwksCache::default());
+        let calls = Arc::new(AtomicUsize::new(0));
+        // Instance A's first fetch goes upstream; B's and C's first fetches do not.
+        assert_eq!(
+            fetch(&cache, &calls, None, 200).await.1,
+            r#"{"keys":[],"call":1}"#
+        );
+        assert_eq!(
+            fetch(&cache, &calls, None, 200).await.1,
+            r#"{"keys":[],"call":1}"#
+        );
+        assert_eq!(
+            fetch(&cache, &calls, None, 200).await.1,
+            r#"{"keys":[],"call":1}"#
+        );
+        // A instance whose own cache expired (its last fetch is a TTL old): still shared.
+        let long_ago = Instant::now().checked_sub(DEFAULT_TTL + Duration::from_secs(1));
+        if long_ago.is_some() {
+            fetch(&cache, &calls, long_ago, 200).await;
+        }
+        // A repeat within the instance's TTL (unknown kid): the entry is seconds old, younger
+        // than the refetch interval, so it is answered from the cache too.
+        fetch(&cache, &calls, Some(Instant::now()), 200).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            (cache.upstream_fetches(), cache.hits()),
+            (1, 3 + u64::from(long_ago.is_some()))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_repeat_within_the_ttl_refetches_after_the_interval() {
+        let cache = Arc::new(JwksCache::new(DEFAULT_TTL, Duration::from_millis(30)));
+        let calls = Arc::new(AtomicUsize::new(0));
+        fetch(&cache, &calls, None, 200).await;
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        // First fetch of another instance: shared. A repeat (rotation): upstream.
+        assert!(
+            fetch(&cache, &calls, None, 200)
+                .await
+                .1
+                .contains("\"call\":1")
+        );
+        assert!(
+            fetch(&cache, &calls, Some(Instant::now()), 200)
+                .await
+                .1
+                .contains("\"call\":2")
+        );
+        // Which refreshed the entry for everyone.
+        assert!(
+            fetch(&cache, &calls, None, 200)
+                .await
+                .1
+                .contains("\"call\":2")
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn entries_expire_and_failures_are_not_stored() {
+        let cache = Arc::new(JwksCache::new(Duration::from_millis(30), Duration::ZERO));
+        let calls = Arc::new(AtomicUsize::new(0));
+        assert_eq!(fetch(&cache, &calls, None, 503).await.0, 503);
+        assert_eq!(fetch(&cache, &calls, None, 200).await.0, 200);
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "a 503 is not cached");
+        fetch(&cache, &calls, None, 200).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        fetch(&cache, &calls, None, 200).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 3, "expired after the TTL");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_misses_make_one_upstream_call() {
+        let cache = Arc::new(JwksCache::default());
+        let calls = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let (cache, calls) = (cache.clone(), calls.clone());
+                tokio::spawn(async move {
+                    let next = upstream(&calls, 200, Duration::from_millis(50));
+                    let (response, _) = cache
+                        .fetch(request("GET", URL), None, None, next)
+                        .await
+                        .unwrap();
+                    response.status().as_u16()
+                })
+            })
+            .collect();
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), 200);
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
 }

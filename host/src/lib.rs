@@ -39,11 +39,14 @@ pub use wasmtime_wasi_http;
 pub use wasmtime_wasi_http::{RequestOptions, WasiBody};
 
 pub use jwks::JwksCache;
-pub use pool::{Failure, FailureKind, InstancePool, InstanceReport, PoolOptions, PoolStats, Served};
+pub use pool::{
+    Failure, FailureKind, InstancePool, InstanceReport, PoolOptions, PoolStats, Served,
+};
 
 pub mod demo;
 pub mod jwks;
 mod logpipe;
+pub mod outbound;
 pub mod pool;
 pub mod server;
 pub mod settings;
@@ -168,7 +171,9 @@ pub struct Component {
     options: EngineOptions,
     /// One permit per pool slot, when pooling: instantiating past the pool would fail.
     slots: Option<Arc<tokio::sync::Semaphore>>,
-    _ticker: Arc<EpochTicker>,
+    /// Also held by every running guest task: a guest outliving the `Component` still yields
+    /// and traps on time.
+    ticker: Arc<EpochTicker>,
 }
 
 impl fmt::Debug for Component {
@@ -212,7 +217,7 @@ impl Component {
             pre,
             options: options.clone(),
             slots,
-            _ticker: Arc::new(EpochTicker::start(engine)?),
+            ticker: Arc::new(EpochTicker::start(engine)?),
         })
     }
 
@@ -263,7 +268,9 @@ impl Component {
 
         // The guest runs in its own task: it writes the response body while we read it.
         let pre = self.pre.clone();
+        let ticker = self.ticker.clone();
         let guest = AbortOnDrop(tokio::spawn(async move {
+            let _ticker = ticker;
             let result = async {
                 let proxy = pre
                     .instantiate_async(&mut store)
@@ -331,7 +338,12 @@ impl Component {
     /// A store for one instance: environment exactly `env`, stdout/stderr into the pipes, no
     /// preopens, no inherited stdio, no sockets: the guest reaches the network only through
     /// wasi:http (and so through the JWKS cache and `EngineOptions::outbound`).
-    fn new_store(&self, env: &[(String, String)], stdout: &LogPipe, stderr: &LogPipe) -> Store<RequestState> {
+    fn new_store(
+        &self,
+        env: &[(String, String)],
+        stdout: &LogPipe,
+        stderr: &LogPipe,
+    ) -> Store<RequestState> {
         let wasi = WasiCtx::builder()
             .envs(env)
             .stderr(stderr.clone())
@@ -349,6 +361,7 @@ impl Component {
                 jwks_cache: self.options.jwks_cache.clone(),
                 jwks_asked: None,
             },
+            deadline: Instant::now() + self.options.request_timeout,
             limits: Limits {
                 inner: StoreLimitsBuilder::new()
                     .memory_size(self.options.max_memory_bytes)
@@ -359,14 +372,23 @@ impl Component {
         };
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|s| &mut s.limits);
-        store.epoch_deadline_trap();
+        // Every epoch tick, a computing guest yields to the executor (so that a spinning guest
+        // cannot hold a runtime thread, and an abandoned one is dropped at once), and past its
+        // deadline it traps.
+        store.epoch_deadline_callback(|store| {
+            Ok(if Instant::now() >= store.data().deadline {
+                wasmtime::UpdateDeadline::Interrupt
+            } else {
+                wasmtime::UpdateDeadline::Yield(1)
+            })
+        });
         store
     }
 
     /// From now, the guest may compute for at most the request timeout.
     fn arm_deadline(&self, store: &mut Store<RequestState>) {
-        let ticks = self.options.request_timeout.as_millis() / EPOCH_TICK.as_millis() + 1;
-        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+        store.data_mut().deadline = Instant::now() + self.options.request_timeout;
+        store.set_epoch_deadline(1);
     }
 }
 
@@ -454,6 +476,8 @@ struct RequestState {
     http: WasiHttpCtx,
     table: ResourceTable,
     hooks: Hooks,
+    /// When the current request's guest time is up (see `arm_deadline`).
+    deadline: Instant,
     limits: Limits,
 }
 

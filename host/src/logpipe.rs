@@ -46,9 +46,7 @@ impl LogPipe {
 
     fn append(&self, bytes: &[u8]) -> usize {
         let mut buffer = self.buffer.lock().unwrap_or_else(PoisonError::into_inner);
-        let n = bytes
-            .len()
-            .min(self.capacity.saturating_sub(buffer.len()));
+        let n = bytes.len().min(self.capacity.saturating_sub(buffer.len()));
         buffer.extend_from_slice(bytes.get(..n).unwrap_or_default());
         n
     }

@@ -47,8 +47,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     print!("{}", server.banner());
     let _ = std::io::stdout().flush();
 
-    let mut terminate =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let signal = tokio::select! {
         result = tokio::signal::ctrl_c() => { result?; "SIGINT" }
         _ = terminate.recv() => "SIGTERM",

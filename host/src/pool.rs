@@ -281,7 +281,12 @@ impl InstancePool {
         {
             Ok(Ok(permit)) => permit,
             Ok(Err(_)) => {
-                return Err(fail(FailureKind::Failed, anyhow!("instance pool closed"), String::new(), None));
+                return Err(fail(
+                    FailureKind::Failed,
+                    anyhow!("instance pool closed"),
+                    String::new(),
+                    None,
+                ));
             }
             Err(_) => {
                 inner.busy.fetch_add(1, Ordering::Relaxed);
@@ -344,7 +349,9 @@ impl InstancePool {
 
         // The guest runs in its own task: it writes the response body while we read it. The
         // task gives the instance back only if the call returned normally.
+        let ticker = inner.component.ticker.clone();
         let guest = AbortOnDrop(tokio::spawn(async move {
+            let _ticker = ticker;
             let result = instance
                 .proxy
                 .wasi_http_incoming_handler()
@@ -359,39 +366,58 @@ impl InstancePool {
         let max_body = inner.component.options.max_response_bytes;
         let served = async move {
             let mut guest = guest;
-            let outcome = async {
-                let response = match receiver.await {
-                    Ok(Ok(response)) => response,
-                    Ok(Err(code)) => {
-                        let trapped = (&mut guest.0).await;
-                        return Err(match trapped {
-                            Ok(Err(e)) => e.context(format!("guest answered with error code {code:?}")),
-                            _ => anyhow!("guest answered with error code {code:?}"),
-                        });
-                    }
-                    // The outparam was dropped unset: the guest returned or trapped without answering.
-                    Err(_) => {
-                        return Err(match (&mut guest.0).await {
-                            Ok(Err(e)) => e,
-                            Err(join) => anyhow!("guest task failed: {join}"),
-                            Ok(Ok(_)) => anyhow!("guest returned without setting a response"),
-                        });
-                    }
-                };
-                let (parts, body) = response.into_parts();
-                let body = Limited::new(body, max_body)
-                    .collect()
-                    .await
-                    .map_err(|e| anyhow!("reading the guest's response body: {e}"))?
-                    .to_bytes();
-                let instance = match (&mut guest.0).await {
-                    Ok(result) => result?,
-                    Err(join) => return Err(anyhow!("guest task failed: {join}")),
-                };
-                anyhow::Ok((http::Response::from_parts(parts, body), instance))
-            }
-            .await;
-            outcome
+            let mut receiver = receiver;
+            let mut finished = None;
+            // The guest sets the response, or returns (or traps) first. A guest that returns
+            // without setting it may still hold the outparam (the instance lives on), so its
+            // return has to be watched too.
+            let answer = tokio::select! {
+                biased;
+                answer = &mut receiver => answer.ok(),
+                outcome = &mut guest.0 => {
+                    finished = Some(outcome);
+                    receiver.try_recv().ok()
+                }
+            };
+            let response = match answer {
+                Some(Ok(response)) => response,
+                Some(Err(code)) => {
+                    let outcome = match finished {
+                        Some(outcome) => outcome,
+                        None => (&mut guest.0).await,
+                    };
+                    return Err(match outcome {
+                        Ok(Err(e)) => e.context(format!("guest answered with error code {code:?}")),
+                        _ => anyhow!("guest answered with error code {code:?}"),
+                    });
+                }
+                None => {
+                    let outcome = match finished {
+                        Some(outcome) => outcome,
+                        None => (&mut guest.0).await,
+                    };
+                    return Err(match outcome {
+                        Ok(Err(e)) => e,
+                        Err(join) => anyhow!("guest task failed: {join}"),
+                        Ok(Ok(_)) => anyhow!("guest returned without setting a response"),
+                    });
+                }
+            };
+            let (parts, body) = response.into_parts();
+            let body = Limited::new(body, max_body)
+                .collect()
+                .await
+                .map_err(|e| anyhow!("reading the guest's response body: {e}"))?
+                .to_bytes();
+            let outcome = match finished {
+                Some(outcome) => outcome,
+                None => (&mut guest.0).await,
+            };
+            let instance = match outcome {
+                Ok(result) => result?,
+                Err(join) => return Err(anyhow!("guest task failed: {join}")),
+            };
+            anyhow::Ok((http::Response::from_parts(parts, body), instance))
         };
         let timeout = inner.component.options.request_timeout;
         let (response, mut instance) = match tokio::time::timeout(timeout, served).await {

@@ -20,6 +20,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 use crate::demo::{self, Demo};
+use crate::outbound::KeepAlive;
 use crate::settings::{LogSink, Settings};
 use crate::{Component, EngineOptions, FailureKind, InstancePool, JwksCache, PoolOptions};
 
@@ -64,17 +65,18 @@ impl Server {
             request_timeout: settings.request_timeout,
             max_memory_bytes: settings.max_memory_bytes,
             jwks_cache: Some(jwks_cache.clone()),
+            outbound: settings.keep_alive.then(|| {
+                Arc::new(KeepAlive::new(Duration::from_secs(10))) as Arc<dyn crate::Outbound>
+            }),
             ..EngineOptions::default()
         };
         let wasm = settings.wasm.clone();
         let started = Instant::now();
         let component = tokio::task::spawn_blocking(move || {
-            Component::load(&wasm, &engine).with_context(|| {
-                format!(
-                    "cannot load the component (build it with `make build`, or point \
-                     --wasm / WACHT_ADMIN_WASM at it)"
-                )
-            })
+            Component::load(&wasm, &engine).context(
+                "cannot load the component (build it with `make build`, or point --wasm / \
+                 WACHT_ADMIN_WASM at it)",
+            )
         })
         .await??;
         let load_time = started.elapsed();
@@ -209,7 +211,10 @@ impl Server {
                     demo::utc_hh_mm(demo.session_expires())
                 );
                 let _ = writeln!(out, "  {}\n", demo.curl_session(&url));
-                let _ = writeln!(out, "  # the demo API key (checked by the stand-in gateway):");
+                let _ = writeln!(
+                    out,
+                    "  # the demo API key (checked by the stand-in gateway):"
+                );
                 let _ = writeln!(out, "  {}\n", demo.curl_api_key(&url));
                 let _ = writeln!(
                     out,
@@ -393,7 +398,9 @@ impl Front {
             .path_and_query()
             .cloned()
             .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
-        let mut uri = http::Uri::builder().scheme("http").path_and_query(path_and_query);
+        let mut uri = http::Uri::builder()
+            .scheme("http")
+            .path_and_query(path_and_query);
         if let Some(authority) = authority {
             uri = uri.authority(authority);
         }
@@ -401,7 +408,11 @@ impl Front {
             Ok(uri) => uri,
             Err(_) => {
                 return (
-                    json_error(StatusCode::BAD_REQUEST, "bad_request", "The request target is not valid."),
+                    json_error(
+                        StatusCode::BAD_REQUEST,
+                        "bad_request",
+                        "The request target is not valid.",
+                    ),
                     "error=bad_request".into(),
                 );
             }
@@ -415,7 +426,11 @@ impl Front {
             }
         }
 
-        match self.pool.handle(Request::from_parts(parts, Full::new(body))).await {
+        match self
+            .pool
+            .handle(Request::from_parts(parts, Full::new(body)))
+            .await
+        {
             Ok(served) => {
                 self.forward_guest_output(id, &served.handled.stderr, &served.handled.stdout);
                 let (head, body) = served.handled.response.into_parts();
@@ -516,6 +531,12 @@ fn one_line(s: &str, max: usize) -> String {
 fn printable(s: &str, max: usize) -> String {
     s.chars()
         .take(max)
-        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
         .collect()
 }

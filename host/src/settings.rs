@@ -41,6 +41,7 @@ Options:
   --max-connections N         open client connections at most (default 1024)
   --trust-forwarded           keep the client's X-Forwarded-For / CF-Connecting-IP (behind a
                               proxy you trust); by default they are replaced by the peer address
+  --no-keep-alive             a new upstream connection per call (default: a shared pool)
   --quiet                     no access log (guest log lines still go to stderr)
   -h, --help                  this text
 ";
@@ -123,6 +124,9 @@ pub struct Settings {
     /// On SIGINT/SIGTERM, in-flight requests get this long to finish.
     pub shutdown_grace: Duration,
     pub trust_forwarded: bool,
+    /// The guest's outgoing calls over a shared keep-alive connection pool
+    /// ([`crate::outbound::KeepAlive`]); false: a new connection per call (wasmtime's default).
+    pub keep_alive: bool,
     /// One line per request.
     pub access_log: LogSink,
     /// The guest's stderr, line by line.
@@ -149,6 +153,7 @@ impl Default for Settings {
             header_read_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(30),
             trust_forwarded: false,
+            keep_alive: true,
             access_log: LogSink::Stdout,
             guest_log: LogSink::Stderr,
             wacht_env: Vec::new(),
@@ -240,6 +245,7 @@ impl Settings {
                     s.max_connections = number(&flag, &value("a number")?, 1, 1 << 20)?
                 }
                 "--trust-forwarded" => s.trust_forwarded = true,
+                "--no-keep-alive" => s.keep_alive = false,
                 "--quiet" => s.access_log = LogSink::Off,
                 other => bail!("unknown argument {other:?} (see --help)"),
             }
@@ -306,10 +312,20 @@ mod tests {
 
     #[test]
     fn defaults_and_env() {
-        let s = parse(&[("PATH", "/bin"), ("WACHT_API_KEY", "sk"), ("WACHT_ADMIN_WASM", "x.wasm")], &[])
-            .unwrap();
+        let s = parse(
+            &[
+                ("PATH", "/bin"),
+                ("WACHT_API_KEY", "sk"),
+                ("WACHT_ADMIN_WASM", "x.wasm"),
+            ],
+            &[],
+        )
+        .unwrap();
         assert_eq!(s.listen, SocketAddr::from(([127, 0, 0, 1], 8080)));
-        assert_eq!(s.wacht_env, vec![("WACHT_API_KEY".to_string(), "sk".to_string())]);
+        assert_eq!(
+            s.wacht_env,
+            vec![("WACHT_API_KEY".to_string(), "sk".to_string())]
+        );
         assert_eq!(s.wasm, PathBuf::from("x.wasm"));
         assert!(!s.is_demo());
         let s = parse(&[("PORT", "9000"), ("WACHT_API_KEY", " ")], &[]).unwrap();
@@ -323,7 +339,13 @@ mod tests {
     fn flags() {
         let s = parse(
             &[("PORT", "9000")],
-            &["--listen", "127.0.0.1:0", "--instances=4", "--no-cache", "--quiet"],
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--instances=4",
+                "--no-cache",
+                "--quiet",
+            ],
         )
         .unwrap();
         assert_eq!(s.listen.port(), 0);

@@ -114,3 +114,86 @@ fn cached_compiles_are_reused() {
     let _ = std::fs::remove_dir_all(&dir);
     assert!(entries > 0, "nothing was written to the cache directory");
 }
+
+fn pool(wasm: &[u8], size: usize, timeout_ms: u64, queue_ms: u64) -> InstancePool {
+    let c = Component::from_binary(wasm, &options(timeout_ms)).unwrap();
+    InstancePool::new(
+        c,
+        Vec::new(),
+        PoolOptions {
+            size,
+            max_requests_per_instance: 100,
+            queue_timeout: Duration::from_millis(queue_ms),
+        },
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_pool_drops_an_instance_that_traps() {
+    let p = pool(&guest("unreachable"), 2, 5_000, 1_000);
+    for _ in 0..3 {
+        let f = p.handle(request()).await.unwrap_err();
+        assert_eq!(f.kind, FailureKind::Failed, "{f}");
+        assert!(format!("{:#}", f.error).contains("guest trapped"), "{f}");
+        assert!(f.instance.is_some());
+    }
+    let stats = p.stats();
+    assert_eq!(
+        (stats.created, stats.discarded, stats.idle, stats.failed),
+        (3, 3, 0, 3)
+    );
+}
+
+#[tokio::test]
+async fn the_pool_drops_an_instance_that_never_answers() {
+    let p = pool(&guest(""), 1, 5_000, 1_000);
+    let f = p.handle(request()).await.unwrap_err();
+    assert_eq!(f.kind, FailureKind::Failed);
+    assert!(
+        format!("{:#}", f.error).contains("without setting a response"),
+        "{f}"
+    );
+    assert_eq!(p.stats().discarded, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spinning_guest_times_out_and_a_full_pool_answers_busy() {
+    let p = pool(&guest("(loop $l (br $l))"), 1, 600, 100);
+    let spinning = {
+        let p = p.clone();
+        tokio::spawn(async move { p.handle(request()).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The only instance is busy: the next request waits 100 ms, then gives up.
+    let f = p.handle(request()).await.unwrap_err();
+    assert_eq!(f.kind, FailureKind::Busy, "{f}");
+    assert!(f.instance.is_none());
+    let f = spinning.await.unwrap().unwrap_err();
+    assert!(
+        matches!(f.kind, FailureKind::Timeout | FailureKind::Failed),
+        "{f}"
+    );
+    assert!(f.elapsed < Duration::from_secs(3), "{:?}", f.elapsed);
+    let stats = p.stats();
+    assert_eq!((stats.busy, stats.discarded), (1, 1));
+}
+
+#[test]
+fn a_pool_larger_than_the_pooling_allocator_is_refused() {
+    let opts = EngineOptions {
+        pooling: Some(2),
+        ..options(1_000)
+    };
+    let c = Component::from_binary(&guest("unreachable"), &opts).unwrap();
+    let err = InstancePool::new(
+        c,
+        Vec::new(),
+        PoolOptions {
+            size: 3,
+            ..PoolOptions::default()
+        },
+    )
+    .unwrap_err();
+    assert!(format!("{err:#}").contains("slots"), "{err:#}");
+}
