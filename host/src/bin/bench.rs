@@ -9,7 +9,8 @@
 //! 4. the ES256 verification inside the component, in-process: the same request with a wrong
 //!    signature (full ECDSA verification, then 401) minus one with a zero signature (rejected
 //!    before any curve arithmetic, then 401);
-//! 5. the JWKS requests the stand-in saw.
+//! 5. the JWKS requests the stand-in saw;
+//! 6. the alternatives for keeping the JWKS out of the per-request path, in-process.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -22,7 +23,8 @@ use bytes::Bytes;
 use http_body_util::{BodyExt as _, Empty, Full};
 use hyper_util::rt::TokioIo;
 use serde_json::json;
-use wacht_admin_host::{Component, EngineOptions, InstancePool, JwksCache, PoolOptions};
+use wacht_admin_host::outbound::KeepAlive;
+use wacht_admin_host::{Component, EngineOptions, InstancePool, JwksCache, Outbound, PoolOptions};
 use wacht_standin::tokens::{TestKey, b64url, session_claims};
 use wacht_standin::{Endpoint, StandIn, StandInConfig};
 
@@ -163,6 +165,87 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     // ---- 4. ES256 inside the component ----
     es256_cost(&args, &standin, &env, &key, &claims).await?;
+    mechanisms(&args, &standin, &env, &token).await?;
+    Ok(())
+}
+
+/// The alternatives for keeping the JWKS out of the per-request path, in-process (no HTTP
+/// front), one request at a time, same component, same stand-in, keep-alive upstream calls.
+async fn mechanisms(
+    args: &Args,
+    standin: &StandIn,
+    env: &[(String, String)],
+    token: &str,
+) -> anyhow::Result<()> {
+    const N: usize = 2000;
+    let outbound = Some(Arc::new(KeepAlive::new(Duration::from_secs(10))) as Arc<dyn Outbound>);
+    let engine = |jwks_cache: Option<Arc<JwksCache>>| EngineOptions {
+        cache_dir: Some(args.cache_dir.clone()),
+        pooling: Some(4),
+        jwks_cache,
+        outbound: outbound.clone(),
+        ..EngineOptions::default()
+    };
+    let request = || {
+        http::Request::builder()
+            .uri("http://bench.local/admin/users")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Full::new(Bytes::new()))
+    };
+    let median = |mut v: Vec<Duration>| {
+        v.sort_unstable();
+        v.get(v.len() / 2).copied().unwrap_or_default()
+    };
+    println!(
+        "\n## Keeping the JWKS out of the per-request path (in-process, sequential, {N} requests each)"
+    );
+    println!("  {:<58} {:>9} {:>12}", "", "median", "JWKS calls");
+
+    for (label, cache) in [
+        ("fresh instance per request, no JWKS cache", None),
+        (
+            "fresh instance per request + host JWKS cache",
+            Some(Arc::new(JwksCache::default())),
+        ),
+    ] {
+        let component = Component::load(&args.wasm, &engine(cache))?;
+        let before = standin.count(Endpoint::Jwks);
+        let mut times = Vec::with_capacity(N);
+        for _ in 0..N {
+            let t = Instant::now();
+            let h = component.handle(request()?, env).await?;
+            ensure!(h.response.status() == 200, "{}", h.response.status());
+            times.push(t.elapsed());
+        }
+        println!(
+            "  {label:<58} {:>9} {:>12}",
+            ms(median(times)),
+            standin.count(Endpoint::Jwks) - before
+        );
+    }
+    let component = Component::load(&args.wasm, &engine(Some(Arc::new(JwksCache::default()))))?;
+    let pool = InstancePool::new(
+        component,
+        env.to_vec(),
+        PoolOptions {
+            size: 4,
+            ..PoolOptions::default()
+        },
+    )?;
+    let before = standin.count(Endpoint::Jwks);
+    let mut times = Vec::with_capacity(N);
+    for _ in 0..N {
+        let t = Instant::now();
+        let served = pool.handle(request()?).await.map_err(|f| anyhow!("{f}"))?;
+        ensure!(served.handled.response.status() == 200);
+        times.push(t.elapsed());
+    }
+    println!(
+        "  {:<58} {:>9} {:>12}",
+        "reused instances (the server's choice) + host JWKS cache",
+        ms(median(times)),
+        standin.count(Endpoint::Jwks) - before
+    );
     Ok(())
 }
 
