@@ -627,51 +627,32 @@ fn pool_reuses_instances_and_survives_500_requests_20_in_flight() {
     let mut c = Cases::new();
 
     // Each instance keeps its JWKS cache: the JWKS fetch count tells instances apart.
-    c.run(
-        "pooled: 5 sequential requests share one instance (one JWKS fetch)",
-        || {
+    for (service, fetches, name) in [
+        (
+            "pooled",
+            1,
+            "pooled: 5 sequential requests share one instance (one JWKS fetch)",
+        ),
+        (
+            "unpooled",
+            5,
+            "WACHT_POOL_SIZE=0: a fresh instance per request (one JWKS fetch each)",
+        ),
+    ] {
+        c.run(name, || {
             s.reset();
             for _ in 0..5 {
-                expect_users(
-                    &get(
-                        w.addr("pooled"),
-                        "/admin/users",
-                        &[("authorization", &auth)],
-                    )?,
-                    &s,
-                )?;
+                let h = get(w.addr(service), "/admin/users", &[("authorization", &auth)])?;
+                expect_users(&h, &s)?;
             }
+            let seen = s.count(Endpoint::Jwks);
             ensure!(
-                s.count(Endpoint::Jwks) == 1,
-                "JWKS fetched {} times",
-                s.count(Endpoint::Jwks)
+                seen == fetches,
+                "JWKS fetched {seen} times, expected {fetches}"
             );
             Ok(())
-        },
-    );
-
-    c.run(
-        "WACHT_POOL_SIZE=0: a fresh instance per request (one JWKS fetch each)",
-        || {
-            s.reset();
-            for _ in 0..5 {
-                expect_users(
-                    &get(
-                        w.addr("unpooled"),
-                        "/admin/users",
-                        &[("authorization", &auth)],
-                    )?,
-                    &s,
-                )?;
-            }
-            ensure!(
-                s.count(Endpoint::Jwks) == 5,
-                "JWKS fetched {} times",
-                s.count(Endpoint::Jwks)
-            );
-            Ok(())
-        },
-    );
+        });
+    }
 
     for (service, total) in [("pooled", 500), ("unpooled", 100)] {
         c.run(&format!("{service}: {total} requests, 20 in flight, all 200"), || {
