@@ -28,6 +28,10 @@ pub enum ConfigError {
     Number(&'static str, u64, u64),
     #[error("{0} must list at least one permission")]
     EmptyList(&'static str),
+    #[error("{0} is not a JWK set with at least one usable ES256, ES384 or RS256 key")]
+    InvalidJwks(&'static str),
+    #[error("{0} must be one of cf-connecting-ip, x-forwarded-for, none")]
+    ClientIpHeader(&'static str),
 }
 
 /// An http(s) base URL split into what an outgoing request needs.
@@ -111,6 +115,18 @@ pub fn frontend_api_from_publishable_key(key: &str) -> Option<BaseUrl> {
     Some(base)
 }
 
+/// Where the caller's address comes from, for the gateway's `client_ip`. Only a header that the
+/// host or a proxy in front of it sets (and overwrites) is trustworthy, so none is read unless
+/// configured: the Workers shim sets `cf-connecting-ip` (Cloudflare overwrites it), the native
+/// host `x-forwarded-for` (it replaces the header with the peer address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientIpHeader {
+    None,
+    CfConnectingIp,
+    /// The right-most entry: the one the nearest proxy appended.
+    XForwardedFor,
+}
+
 /// Everything the handler reads from the environment, validated.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Config {
@@ -128,6 +144,7 @@ pub struct Config {
     pub required_workspace: Option<String>,
     pub clock_skew_secs: u64,
     pub upstream_timeout_ms: u64,
+    pub client_ip_header: ClientIpHeader,
 }
 
 // Hand-written so that the API key can never reach a log through `{:?}`.
@@ -201,12 +218,30 @@ impl Config {
             return Err(e.clone());
         }
 
+        let inline_jwks = var("WACHT_JWKS");
+        // Checked here, so a broken inline set fails every request, not only session requests.
+        if let Some(raw) = &inline_jwks
+            && crate::jwks::KeySet::parse(raw.as_bytes()).is_err()
+        {
+            return Err(ConfigError::InvalidJwks("WACHT_JWKS"));
+        }
+        let client_ip_header = match var("WACHT_CLIENT_IP_HEADER")
+            .map(|v| v.to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("none") => ClientIpHeader::None,
+            Some("cf-connecting-ip") => ClientIpHeader::CfConnectingIp,
+            Some("x-forwarded-for") => ClientIpHeader::XForwardedFor,
+            Some(_) => return Err(ConfigError::ClientIpHeader("WACHT_CLIENT_IP_HEADER")),
+        };
+
         Ok(Config {
             api_key: var("WACHT_API_KEY"),
             frontend_api,
             backend_api: url("WACHT_BACKEND_API_URL", DEFAULT_BACKEND_API_URL)?,
             gateway: url("WACHT_GATEWAY_URL", DEFAULT_GATEWAY_URL)?,
-            inline_jwks: var("WACHT_JWKS"),
+            inline_jwks,
+            client_ip_header,
             required_permissions: list("WACHT_REQUIRED_PERMISSIONS", DEFAULT_REQUIRED_PERMISSIONS)?,
             gateway_permissions: list("WACHT_GATEWAY_PERMISSIONS", DEFAULT_GATEWAY_PERMISSIONS)?,
             required_organization: var("WACHT_REQUIRED_ORGANIZATION"),

@@ -6,7 +6,7 @@
 
 use crate::backend;
 use crate::claims::{ClaimRules, Claims};
-use crate::config::{BaseUrl, Config, ConfigError};
+use crate::config::{BaseUrl, ClientIpHeader, Config, ConfigError};
 use crate::credentials::{self, Credential, CredentialError};
 use crate::error::{Error, Reply};
 use crate::gateway::{self, GatewayError};
@@ -55,16 +55,23 @@ impl Incoming<'_> {
         }
     }
 
-    /// The caller's address: `cf-connecting-ip` (Workers), else the first `x-forwarded-for` hop;
-    /// only a well-formed IP address is passed on.
-    pub fn client_ip(&self) -> Option<&str> {
-        let raw = self
-            .header("cf-connecting-ip")
-            .or_else(|| {
-                self.header("x-forwarded-for")
-                    .and_then(|v| v.split(',').next())
-            })?
-            .trim();
+    /// The caller's address from the configured header; only a well-formed IP is passed on.
+    pub fn client_ip(&self, source: ClientIpHeader) -> Option<&str> {
+        let raw = match source {
+            ClientIpHeader::None => return None,
+            ClientIpHeader::CfConnectingIp => self.header("cf-connecting-ip")?,
+            // The right-most hop of the last header: what the nearest proxy appended. Hops
+            // further left were written by whoever sent the request.
+            ClientIpHeader::XForwardedFor => {
+                let last = self
+                    .headers
+                    .iter()
+                    .rev()
+                    .find(|(n, _)| n.eq_ignore_ascii_case("x-forwarded-for"))?;
+                std::str::from_utf8(&last.1).ok()?.rsplit(',').next()?
+            }
+        }
+        .trim();
         raw.parse::<std::net::IpAddr>().is_ok().then_some(raw)
     }
 
@@ -95,23 +102,24 @@ pub struct Outcome {
 impl Outcome {
     /// One access-log line: no query string, no credential, no token.
     pub fn log_line(&self, method: &str, target: &str, duration_ms: f64) -> String {
-        let path = target.split('?').next().unwrap_or("");
-        // Paths are caller-controlled: keep the line one line and bounded.
-        let path: String = path
-            .chars()
-            .take(128)
-            .map(|c| if c.is_ascii_graphic() { c } else { '?' })
-            .collect();
-        let method: String = method
-            .chars()
-            .take(16)
-            .filter(char::is_ascii_alphabetic)
-            .collect();
+        // Path and method come from the caller, the request id from upstream: keep the line one
+        // line and bounded.
+        let printable = |s: &str, max: usize| -> String {
+            s.chars()
+                .take(max)
+                .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+                .collect()
+        };
+        let path = printable(target.split('?').next().unwrap_or(""), 128);
+        let method = printable(method, 16);
+        let request_id = self
+            .gateway_request_id
+            .as_deref()
+            .map_or_else(|| "-".to_string(), |id| printable(id, 128));
         format!(
-            "wacht-admin method={method} path={path} status={} credential={} gateway_request_id={} upstream_status={} duration_ms={duration_ms:.1}",
+            "wacht-admin method={method} path={path} status={} credential={} gateway_request_id={request_id} upstream_status={} duration_ms={duration_ms:.1}",
             self.reply.status,
             self.credential.unwrap_or("-"),
-            self.gateway_request_id.as_deref().unwrap_or("-"),
             self.upstream_status
                 .map_or_else(|| "-".to_string(), |s| s.to_string()),
         )
@@ -169,9 +177,15 @@ impl Flow<'_> {
             now: self.ctx.now,
             skew: config.clock_skew_secs,
         };
+        // Keyless checks first: a garbled or `alg: none` token costs no JWKS request.
+        let token = jwt::parse(token)?;
         let claims = match &config.inline_jwks {
-            Some(raw) => jwt::verify(token, self.ctx.jwks.inline(raw)?, &rules)?,
-            None => self.verify_with_fetched_keys(token, frontend, &rules)?,
+            Some(raw) => {
+                let keys = (self.ctx.jwks.inline(raw))
+                    .map_err(|_| ConfigError::InvalidJwks("WACHT_JWKS"))?;
+                token.verify(keys, &rules)?
+            }
+            None => self.verify_with_fetched_keys(&token, frontend, &rules)?,
         };
         let requirements = Requirements {
             permissions: &config.required_permissions,
@@ -184,33 +198,36 @@ impl Flow<'_> {
 
     fn verify_with_fetched_keys(
         &mut self,
-        token: &str,
+        token: &jwt::Parsed<'_>,
         frontend: &BaseUrl,
         rules: &ClaimRules<'_>,
     ) -> Result<Claims, Error> {
         let now = self.ctx.now;
-        // On a failed fetch, keep serving with the last good set while the frontend API is unwell.
-        if self.ctx.jwks.usable(now).is_none()
+        // Fetch when the set is stale or missing, but never more than once per interval: a
+        // frontend API that is down must not see one fetch per request. On a failed fetch,
+        // keep serving with the last good set while it is young enough.
+        if !self.ctx.jwks.fresh(now)
+            && self.ctx.jwks.may_refetch(now)
             && let Err(e) = self.refresh_jwks(frontend)
-            && self.ctx.jwks.last_good().is_none()
+            && self.ctx.jwks.last_good(now).is_none()
         {
             return Err(e);
         }
         let keys = self.current_keys()?;
-        match jwt::verify(token, keys, rules) {
+        match token.verify(keys, rules) {
             Err(e) if e.is_unknown_kid() && self.ctx.jwks.may_refetch(now) => {
                 // Perhaps the keys rotated: one refetch, then the verdict stands.
                 if self.refresh_jwks(frontend).is_err() {
                     return Err(e.into());
                 }
-                Ok(jwt::verify(token, self.current_keys()?, rules)?)
+                Ok(token.verify(self.current_keys()?, rules)?)
             }
             result => Ok(result?),
         }
     }
 
     fn current_keys(&self) -> Result<&KeySet, Error> {
-        self.ctx.jwks.last_good().ok_or(Error::NoKeys)
+        self.ctx.jwks.last_good(self.ctx.now).ok_or(Error::NoKeys)
     }
 
     fn refresh_jwks(&mut self, frontend: &BaseUrl) -> Result<(), Error> {
@@ -252,7 +269,7 @@ impl Flow<'_> {
             credential,
             resource: request::USERS_PATH,
             method: req.method,
-            client_ip: req.client_ip(),
+            client_ip: req.client_ip(config.client_ip_header),
             user_agent: req.user_agent(),
             required_permissions: &config.gateway_permissions,
         };

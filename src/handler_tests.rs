@@ -7,7 +7,8 @@
 )]
 
 use super::*;
-use crate::jwks_cache::{REFETCH_INTERVAL_SECS, TTL_SECS};
+use crate::config::ClientIpHeader;
+use crate::jwks_cache::{MAX_STALE_SECS, REFETCH_INTERVAL_SECS, TTL_SECS};
 use serde_json::{Value, json};
 use wacht_standin::tokens::{TestKey, jwks, session_claims};
 
@@ -494,7 +495,7 @@ fn an_invalid_token_is_401_with_www_authenticate() {
 
 #[test]
 fn machine_credentials_go_through_the_gateway() {
-    let cfg = config(&[]);
+    let cfg = config(&[("WACHT_CLIENT_IP_HEADER", "cf-connecting-ip")]);
     let mut up = wacht(vec![]);
     let o = run(
         "/admin/users?limit=5",
@@ -525,6 +526,7 @@ fn machine_credentials_go_through_the_gateway() {
     assert_eq!(up.sent[1].path, "/users?limit=5");
 
     let mut up = wacht(vec![]);
+    let cfg = config(&[("WACHT_CLIENT_IP_HEADER", "x-forwarded-for")]);
     let o = run(
         "/admin/users",
         &[
@@ -539,8 +541,25 @@ fn machine_credentials_go_through_the_gateway() {
     assert_eq!(o.reply.status, 200);
     let body = up.sent[0].body.clone().unwrap();
     assert_eq!(body["principal"]["type"], "oauth_access_token");
-    assert_eq!(body["client_ip"], "198.51.100.1");
+    assert_eq!(body["client_ip"], "10.0.0.1", "the hop our proxy appended");
     assert!(body.get("user_agent").is_none());
+
+    // By default no header is trusted: a caller cannot choose the address the gateway sees.
+    let mut up = wacht(vec![]);
+    let o = run(
+        "/admin/users",
+        &[
+            ("x-api-key", "ak_1"),
+            ("cf-connecting-ip", "10.0.0.1"),
+            ("x-forwarded-for", "10.0.0.2"),
+        ],
+        &config(&[]),
+        NOW,
+        &mut JwksCache::default(),
+        &mut up,
+    );
+    assert_eq!(o.reply.status, 200);
+    assert!(up.sent[0].body.as_ref().unwrap().get("client_ip").is_none());
 }
 
 #[test]
@@ -747,12 +766,165 @@ fn client_ip_must_be_an_address() {
         target: "/",
         headers: &h,
     };
-    assert_eq!(req.client_ip(), None);
-    let h = headers(&[("X-Forwarded-For", " 2001:db8::1 , 1.2.3.4")]);
+    assert_eq!(req.client_ip(ClientIpHeader::CfConnectingIp), None);
+    assert_eq!(
+        req.client_ip(ClientIpHeader::XForwardedFor),
+        Some("1.2.3.4")
+    );
+    assert_eq!(req.client_ip(ClientIpHeader::None), None);
+    let h = headers(&[
+        ("X-Forwarded-For", "6.6.6.6"),
+        ("x-forwarded-for", " 1.2.3.4 , 2001:db8::1 "),
+    ]);
     let req = Incoming {
         method: "GET",
         target: "/",
         headers: &h,
     };
-    assert_eq!(req.client_ip(), Some("2001:db8::1"));
+    assert_eq!(
+        req.client_ip(ClientIpHeader::XForwardedFor),
+        Some("2001:db8::1")
+    );
+}
+
+#[test]
+fn a_cold_cache_does_not_fetch_for_garbage_tokens_nor_more_than_once_per_interval() {
+    let cfg = config(&[]);
+    let mut cache = JwksCache::default();
+    let mut up = Fake {
+        sent: vec![],
+        script: Box::new(|s| match s.service {
+            Service::Jwks => Err(TransportError::Timeout),
+            _ => ok(200, PAGE),
+        }),
+    };
+    // alg none, malformed: refused before any key is needed.
+    let none = format!(
+        "{}.{}.",
+        wacht_standin::tokens::b64url(br#"{"alg":"none"}"#),
+        wacht_standin::tokens::b64url(br#"{"sub":"1"}"#)
+    );
+    for token in [none.as_str(), "e30.e30.AA"] {
+        let o = run(
+            "/admin/users",
+            &[("authorization", &bearer(token))],
+            &cfg,
+            NOW,
+            &mut cache,
+            &mut up,
+        );
+        assert_eq!(o.reply.status, 401, "{token}");
+    }
+    assert!(up.sent.is_empty());
+    // A well-formed token with the frontend API down: one fetch (504), then 503 without fetching.
+    let token = TestKey::es256(1).token(&session_claims(FRONTEND, NOW));
+    let statuses: Vec<u16> = (0..5)
+        .map(|i| {
+            run(
+                "/admin/users",
+                &[("authorization", &bearer(&token))],
+                &cfg,
+                NOW + i,
+                &mut cache,
+                &mut up,
+            )
+            .reply
+            .status
+        })
+        .collect();
+    assert_eq!(statuses, vec![504, 503, 503, 503, 503]);
+    assert_eq!(up.sent.len(), 1);
+}
+
+#[test]
+fn the_last_good_set_expires_while_fetches_fail() {
+    let key = TestKey::es256(1);
+    let jwk = key.public_jwk();
+    let mut first = true;
+    let mut cache = JwksCache::default();
+    let cfg = config(&[]);
+    let mut up = Fake {
+        sent: vec![],
+        script: Box::new(move |s| match s.service {
+            Service::Jwks if first => {
+                first = false;
+                ok(200, &json!({ "keys": [jwk.clone()] }).to_string())
+            }
+            Service::Jwks => ok(500, "down"),
+            _ => ok(200, PAGE),
+        }),
+    };
+    let at = |t: u64| key.token(&session_claims(FRONTEND, t));
+    let mut status = |t: u64| {
+        run(
+            "/admin/users",
+            &[("authorization", &bearer(&at(t)))],
+            &cfg,
+            t,
+            &mut cache,
+            &mut up,
+        )
+        .reply
+        .status
+    };
+    assert_eq!(status(NOW), 200);
+    assert_eq!(
+        status(NOW + MAX_STALE_SECS - 1),
+        200,
+        "stale but young enough"
+    );
+    assert_eq!(
+        status(NOW + MAX_STALE_SECS),
+        503,
+        "too old: no longer trusted"
+    );
+}
+
+#[test]
+fn an_invalid_inline_jwks_is_a_configuration_error_for_every_request() {
+    let cfg = config(&[("WACHT_JWKS", "{not json")]);
+    let mut up = wacht(vec![]);
+    let o = run(
+        "/admin/users",
+        &[("x-api-key", "ak_1")],
+        &cfg,
+        NOW,
+        &mut JwksCache::default(),
+        &mut up,
+    );
+    assert_eq!(
+        (o.reply.status, error_code(&o).as_str()),
+        (500, "configuration_error")
+    );
+    assert!(String::from_utf8_lossy(&o.reply.body).contains("WACHT_JWKS"));
+    assert!(up.sent.is_empty());
+}
+
+#[test]
+fn the_gateway_request_id_cannot_forge_log_lines() {
+    let mut up = Fake {
+        sent: vec![],
+        script: Box::new(|s| match s.service {
+            Service::Gateway => ok(
+                200,
+                r#"{"request_id":"r1\nwacht-admin forged=1","allowed":true}"#,
+            ),
+            _ => ok(200, PAGE),
+        }),
+    };
+    let o = run(
+        "/admin/users",
+        &[("x-api-key", "ak_1")],
+        &config(&[]),
+        NOW,
+        &mut JwksCache::default(),
+        &mut up,
+    );
+    assert_eq!(o.reply.status, 200);
+    let line = o.log_line("GET", "/admin/users", 0.0);
+    assert!(!line.contains('\n'), "{line}");
+    assert!(
+        line.contains("gateway_request_id=r1?wacht-admin?forged=1"),
+        "{line}"
+    );
 }

@@ -3,12 +3,15 @@
 //! - a fetched set is fresh for `TTL_SECS` (10 min, as the JS SDK's jose cache);
 //! - a token whose `kid` is not in the set may trigger one refetch, at most once per
 //!   `REFETCH_INTERVAL_SECS` (rotation without letting unknown kids hammer the frontend API);
-//! - a failed refetch keeps the last good set, and is not retried for `REFETCH_INTERVAL_SECS`.
+//! - a failed fetch is not retried for `REFETCH_INTERVAL_SECS`, with or without a cached set;
+//! - while fetches fail, the last good set serves for at most `MAX_STALE_SECS` after it was
+//!   fetched: a key Wacht removed must not stay trusted for as long as fetches can be made to fail.
 
 use crate::jwks::KeySet;
 
 pub const TTL_SECS: u64 = 600;
 pub const REFETCH_INTERVAL_SECS: u64 = 30;
+pub const MAX_STALE_SECS: u64 = 3600;
 
 #[derive(Debug, Default)]
 pub struct JwksCache {
@@ -19,16 +22,17 @@ pub struct JwksCache {
 }
 
 impl JwksCache {
-    /// The set to verify with now, if it needs no fetch first.
-    pub fn usable(&self, now: u64) -> Option<&KeySet> {
-        let (keys, fetched_at) = self.current.as_ref()?;
-        let fresh = now < fetched_at.saturating_add(TTL_SECS);
-        (fresh || !self.attempt_allowed(now)).then_some(keys)
+    /// Whether the cached set is within its TTL (no fetch needed).
+    pub fn fresh(&self, now: u64) -> bool {
+        self.current
+            .as_ref()
+            .is_some_and(|(_, at)| now < at.saturating_add(TTL_SECS))
     }
 
-    /// The last good set, however old: used when a fetch fails.
-    pub fn last_good(&self) -> Option<&KeySet> {
-        self.current.as_ref().map(|(k, _)| k)
+    /// The last good set, if it is not older than `MAX_STALE_SECS`.
+    pub fn last_good(&self, now: u64) -> Option<&KeySet> {
+        let (keys, at) = self.current.as_ref()?;
+        (now < at.saturating_add(MAX_STALE_SECS)).then_some(keys)
     }
 
     /// Whether an unknown `kid` may trigger a refetch now.

@@ -80,8 +80,19 @@ pub fn looks_like_jwt(s: &str) -> bool {
     }
 }
 
-/// Verifies a compact JWS against `keys` and returns its payload, unchecked.
-pub fn verify_signature(token: &str, keys: &KeySet) -> Result<Verified, TokenError> {
+/// A compact JWS that passed every check that needs no key: size, segments, strict base64url,
+/// header policy (`alg` allowed, no `crit`).
+pub struct Parsed<'a> {
+    alg: Alg,
+    kid: Option<String>,
+    signing_input: &'a [u8],
+    payload: Vec<u8>,
+    signature: Vec<u8>,
+}
+
+/// The keyless checks. Callers run this before fetching any keys, so a garbled or `alg: none`
+/// token costs no JWKS request.
+pub fn parse(token: &str) -> Result<Parsed<'_>, TokenError> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(TokenError::TooLarge);
     }
@@ -102,15 +113,64 @@ pub fn verify_signature(token: &str, keys: &KeySet) -> Result<Verified, TokenErr
         .as_bytes()
         .get(..input_len)
         .ok_or(TokenError::Malformed("segments"))?;
+    Ok(Parsed {
+        alg,
+        kid: header.kid,
+        signing_input,
+        payload,
+        signature,
+    })
+}
 
-    let key = match header.kid.as_deref() {
+/// Verifies a compact JWS against `keys` and returns its payload, unchecked.
+pub fn verify_signature(token: &str, keys: &KeySet) -> Result<Verified, TokenError> {
+    parse(token)?.check_signature(keys)
+}
+
+impl Parsed<'_> {
+    fn key<'k>(&self, keys: &'k KeySet) -> Result<&'k Jwk, TokenError> {
+        select_and_verify(
+            self.alg,
+            self.kid.as_deref(),
+            self.signing_input,
+            &self.signature,
+            keys,
+        )
+    }
+
+    /// `verify_signature` on an already parsed token.
+    pub fn check_signature(self, keys: &KeySet) -> Result<Verified, TokenError> {
+        let kid = self.key(keys)?.kid.clone();
+        Ok(Verified {
+            alg: self.alg,
+            kid,
+            payload: self.payload,
+        })
+    }
+
+    /// The signature against `keys`, then the claims rules. Borrows, so a caller can try again
+    /// with a refetched key set.
+    pub fn verify(&self, keys: &KeySet, rules: &ClaimRules) -> Result<Claims, TokenError> {
+        self.key(keys)?;
+        Ok(claims::check(&self.payload, rules)?)
+    }
+}
+
+fn select_and_verify<'k>(
+    alg: Alg,
+    kid: Option<&str>,
+    signing_input: &[u8],
+    signature: &[u8],
+    keys: &'k KeySet,
+) -> Result<&'k Jwk, TokenError> {
+    let key = match kid {
         Some(kid) => {
             // A kid selects that key only: no fallback to the other keys.
             let key = keys.find_kid(kid).ok_or(TokenError::UnknownKid)?;
             if key.alg() != alg {
                 return Err(TokenError::NoMatchingKey);
             }
-            verify_raw(key, signing_input, &signature)?;
+            verify_raw(key, signing_input, signature)?;
             key
         }
         None => {
@@ -120,21 +180,16 @@ pub fn verify_signature(token: &str, keys: &KeySet) -> Result<Verified, TokenErr
                 return Err(TokenError::NoMatchingKey);
             }
             candidates
-                .find(|key| verify_raw(key, signing_input, &signature).is_ok())
+                .find(|key| verify_raw(key, signing_input, signature).is_ok())
                 .ok_or(TokenError::BadSignature)?
         }
     };
-    Ok(Verified {
-        alg,
-        kid: key.kid.clone(),
-        payload,
-    })
+    Ok(key)
 }
 
 /// `verify_signature`, then the claims rules.
 pub fn verify(token: &str, keys: &KeySet, rules: &ClaimRules) -> Result<Claims, TokenError> {
-    let verified = verify_signature(token, keys)?;
-    Ok(claims::check(&verified.payload, rules)?)
+    parse(token)?.verify(keys, rules)
 }
 
 /// The raw signature check, with the key's own algorithm. ECDSA signatures are r‖s (P1363):

@@ -231,6 +231,10 @@ impl Upstream for WasiUpstream {
 
 /// Waits for `pollable` until `deadline` (monotonic nanoseconds).
 fn wait(pollable: &Pollable, deadline: u64) -> Result<(), TransportError> {
+    // Checked first: a host whose pollables always report ready must not spin past it.
+    if monotonic_clock::now() >= deadline {
+        return Err(TransportError::Timeout);
+    }
     if pollable.ready() {
         return Ok(());
     }

@@ -98,26 +98,32 @@ async fn bearer_values_are_typed_by_prefix() -> anyhow::Result<()> {
 #[tokio::test]
 async fn client_ip_and_user_agent_are_passed_on() -> anyhow::Result<()> {
     let (s, key, _) = machine_standin();
-    let env = env_for(&s);
-    let cases: [(Headers, Option<&str>); 4] = [
+    let both = || {
+        vec![
+            h("cf-connecting-ip", "203.0.113.7"),
+            h("x-forwarded-for", "198.51.100.1, 10.0.0.1"),
+        ]
+    };
+    // (WACHT_CLIENT_IP_HEADER, request headers, client_ip the gateway must see)
+    let cases: [(Option<&str>, Headers, Option<&str>); 6] = [
+        (Some("cf-connecting-ip"), both(), Some("203.0.113.7")),
+        // The right-most hop: the one the trusted proxy appended.
+        (Some("x-forwarded-for"), both(), Some("10.0.0.1")),
         (
-            vec![
-                h("cf-connecting-ip", "203.0.113.7"),
-                h("x-forwarded-for", "198.51.100.1"),
-            ],
-            Some("203.0.113.7"),
-        ),
-        (
-            vec![h("x-forwarded-for", "198.51.100.1, 10.0.0.1")],
-            Some("198.51.100.1"),
-        ),
-        (
+            Some("x-forwarded-for"),
             vec![h("x-forwarded-for", "2001:db8::1")],
             Some("2001:db8::1"),
         ),
-        (vec![], None),
+        (Some("cf-connecting-ip"), vec![], None),
+        // Not configured: no header is trusted, whatever the caller sends.
+        (None, both(), None),
+        (Some("none"), both(), None),
     ];
-    for (mut headers, ip) in cases {
+    for (source, mut headers, ip) in cases {
+        let env = match source {
+            Some(v) => with(env_for(&s), "WACHT_CLIENT_IP_HEADER", v),
+            None => env_for(&s),
+        };
         headers.push(h("x-api-key", &key));
         headers.push(h("user-agent", "admin-cli/1.2"));
         let resp = get("/admin/users", &headers, &env).await?;

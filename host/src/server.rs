@@ -51,13 +51,18 @@ impl Server {
     /// Loads the component (through the compiled-code cache), starts the stand-in in demo mode,
     /// instantiates `settings.prewarm` instances, binds and starts serving.
     pub async fn start(settings: Settings) -> anyhow::Result<Server> {
-        let (demo, env, ignored) = if settings.is_demo() {
+        let (demo, mut env, ignored) = if settings.is_demo() {
             let demo = tokio::task::spawn_blocking(Demo::start).await??;
             let (env, ignored) = demo.env(&settings.wacht_env);
             (Some(demo), env, ignored)
         } else {
             (None, settings.wacht_env.clone(), Vec::new())
         };
+        // This server replaces `x-forwarded-for` with the peer address (unless
+        // --trust-forwarded), so the component may take the caller's address from it.
+        if !env.iter().any(|(k, _)| k == "WACHT_CLIENT_IP_HEADER") {
+            env.push(("WACHT_CLIENT_IP_HEADER".into(), "x-forwarded-for".into()));
+        }
         let jwks_cache = Arc::new(JwksCache::default());
         let engine = EngineOptions {
             cache_dir: settings.cache_dir.clone(),

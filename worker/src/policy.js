@@ -31,7 +31,8 @@ export function staleAfterMs(vars) {
 }
 
 export function wachtVars(env) {
-  const vars = {};
+  // Cloudflare sets (and overwrites) CF-Connecting-IP: the guest may trust it for client_ip.
+  const vars = { WACHT_CLIENT_IP_HEADER: "cf-connecting-ip" };
   for (const [name, value] of Object.entries(env)) {
     if (name.startsWith("WACHT_") && typeof value === "string") vars[name] = value;
   }

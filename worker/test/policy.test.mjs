@@ -20,7 +20,16 @@ test("only WACHT_* string bindings reach the guest", () => {
     WACHT_KV: { get() {} },
     WACHT_NUMBER: 5,
   };
-  assert.deepEqual(wachtVars(env), { WACHT_API_KEY: "sk_test_x", WACHT_BACKEND_API_URL: "https://api.example" });
+  assert.deepEqual(wachtVars(env), {
+    WACHT_API_KEY: "sk_test_x",
+    WACHT_BACKEND_API_URL: "https://api.example",
+    WACHT_CLIENT_IP_HEADER: "cf-connecting-ip",
+  });
+});
+
+test("on Workers the guest trusts CF-Connecting-IP unless told otherwise", () => {
+  assert.equal(wachtVars({}).WACHT_CLIENT_IP_HEADER, "cf-connecting-ip");
+  assert.equal(wachtVars({ WACHT_CLIENT_IP_HEADER: "none" }).WACHT_CLIENT_IP_HEADER, "none");
 });
 
 test("pool size: default 8, 0 allowed, capped, junk ignored", () => {
