@@ -81,6 +81,22 @@ fn wacht(keys: Vec<Value>) -> Fake {
     }
 }
 
+/// A frontend API that serves `jwk` once, then answers every JWKS fetch with `then()`.
+fn jwks_once_then(jwk: Value, then: fn() -> Result<OutResponse, TransportError>) -> Fake {
+    let mut first = true;
+    Fake {
+        sent: vec![],
+        script: Box::new(move |s| match s.service {
+            Service::Jwks if first => {
+                first = false;
+                ok(200, &json!({ "keys": [jwk.clone()] }).to_string())
+            }
+            Service::Jwks => then(),
+            _ => ok(200, PAGE),
+        }),
+    }
+}
+
 fn config(extra: &[(&str, &str)]) -> Result<Config, ConfigError> {
     let mut vars = vec![("WACHT_API_KEY", API_KEY), ("WACHT_PUBLISHABLE_KEY", PK)];
     vars.extend_from_slice(extra);
@@ -306,21 +322,9 @@ fn unknown_kid_refetches_at_most_once_per_interval() {
 #[test]
 fn a_failing_frontend_api_keeps_the_last_good_set() {
     let key = TestKey::es256(1);
-    let jwk = key.public_jwk();
-    let mut healthy = true;
     let mut cache = JwksCache::default();
     let cfg = config(&[]);
-    let mut up = Fake {
-        sent: vec![],
-        script: Box::new(move |s| match s.service {
-            Service::Jwks if healthy => {
-                healthy = false;
-                ok(200, &json!({ "keys": [jwk.clone()] }).to_string())
-            }
-            Service::Jwks => Err(TransportError::Timeout),
-            _ => ok(200, PAGE),
-        }),
-    };
+    let mut up = jwks_once_then(key.public_jwk(), || Err(TransportError::Timeout));
     let t0 = key.token(&session_claims(FRONTEND, NOW));
     assert_eq!(
         run(
@@ -839,21 +843,9 @@ fn a_cold_cache_does_not_fetch_for_garbage_tokens_nor_more_than_once_per_interva
 #[test]
 fn the_last_good_set_expires_while_fetches_fail() {
     let key = TestKey::es256(1);
-    let jwk = key.public_jwk();
-    let mut first = true;
     let mut cache = JwksCache::default();
     let cfg = config(&[]);
-    let mut up = Fake {
-        sent: vec![],
-        script: Box::new(move |s| match s.service {
-            Service::Jwks if first => {
-                first = false;
-                ok(200, &json!({ "keys": [jwk.clone()] }).to_string())
-            }
-            Service::Jwks => ok(500, "down"),
-            _ => ok(200, PAGE),
-        }),
-    };
+    let mut up = jwks_once_then(key.public_jwk(), || ok(500, "down"));
     let at = |t: u64| key.token(&session_claims(FRONTEND, t));
     let mut status = |t: u64| {
         run(
