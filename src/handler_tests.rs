@@ -135,6 +135,21 @@ fn run(
     )
 }
 
+/// One request at `NOW` with a cold JWKS cache.
+fn once(
+    target: &str,
+    hdrs: &[(&str, &str)],
+    cfg: &Result<Config, ConfigError>,
+    up: &mut Fake,
+) -> Outcome {
+    run(target, hdrs, cfg, NOW, &mut JwksCache::default(), up)
+}
+
+/// Status and error code of an error reply.
+fn status_code(o: &Outcome) -> (u16, String) {
+    (o.reply.status, error_code(o))
+}
+
 fn error_code(o: &Outcome) -> String {
     let v: Value = serde_json::from_slice(&o.reply.body).unwrap();
     v["error"].as_str().unwrap().to_string()
@@ -429,12 +444,10 @@ fn a_session_without_the_permission_is_forbidden_and_costs_no_backend_call() {
     claims["permissions"] = json!({"organization": ["user:read"], "workspace": null});
     let token = key.token(&claims);
     let mut up = wacht(vec![key.public_jwk()]);
-    let o = run(
+    let o = once(
         "/admin/users",
         &[("authorization", &bearer(&token))],
         &config(&[]),
-        NOW,
-        &mut JwksCache::default(),
         &mut up,
     );
     assert_eq!(o.reply.status, 403);
@@ -444,12 +457,10 @@ fn a_session_without_the_permission_is_forbidden_and_costs_no_backend_call() {
     // Configured requirements are honoured.
     let token = key.token(&session_claims(FRONTEND, NOW));
     let cfg = config(&[("WACHT_REQUIRED_ORGANIZATION", "99")]);
-    let o = run(
+    let o = once(
         "/admin/users",
         &[("authorization", &bearer(&token))],
         &cfg,
-        NOW,
-        &mut JwksCache::default(),
         &mut up,
     );
     assert_eq!(o.reply.status, 403);
@@ -457,12 +468,10 @@ fn a_session_without_the_permission_is_forbidden_and_costs_no_backend_call() {
         "WACHT_REQUIRED_PERMISSIONS",
         "deployment:admin,deployment:read",
     )]);
-    let o = run(
+    let o = once(
         "/admin/users",
         &[("authorization", &bearer(&token))],
         &cfg,
-        NOW,
-        &mut JwksCache::default(),
         &mut up,
     );
     assert_eq!(o.reply.status, 200);
@@ -477,12 +486,10 @@ fn an_invalid_token_is_401_with_www_authenticate() {
     let wrong_iss = key.token(&session_claims("https://evil.example.com", NOW));
     let rogue = TestKey::es256(9).token(&session_claims(FRONTEND, NOW));
     for token in [expired, wrong_iss, rogue] {
-        let o = run(
+        let o = once(
             "/admin/users",
             &[("authorization", &bearer(&token))],
             &cfg,
-            NOW,
-            &mut JwksCache::default(),
             &mut up,
         );
         assert_eq!(o.reply.status, 401);
@@ -501,7 +508,7 @@ fn an_invalid_token_is_401_with_www_authenticate() {
 fn machine_credentials_go_through_the_gateway() {
     let cfg = config(&[("WACHT_CLIENT_IP_HEADER", "cf-connecting-ip")]);
     let mut up = wacht(vec![]);
-    let o = run(
+    let o = once(
         "/admin/users?limit=5",
         &[
             ("x-api-key", "ak_live_123"),
@@ -509,8 +516,6 @@ fn machine_credentials_go_through_the_gateway() {
             ("user-agent", "curl/8.5"),
         ],
         &cfg,
-        NOW,
-        &mut JwksCache::default(),
         &mut up,
     );
     assert_eq!(o.reply.status, 200);
@@ -531,15 +536,13 @@ fn machine_credentials_go_through_the_gateway() {
 
     let mut up = wacht(vec![]);
     let cfg = config(&[("WACHT_CLIENT_IP_HEADER", "x-forwarded-for")]);
-    let o = run(
+    let o = once(
         "/admin/users",
         &[
             ("authorization", "Bearer oat_abc"),
             ("x-forwarded-for", "198.51.100.1, 10.0.0.1"),
         ],
         &cfg,
-        NOW,
-        &mut JwksCache::default(),
         &mut up,
     );
     assert_eq!(o.reply.status, 200);
@@ -550,7 +553,7 @@ fn machine_credentials_go_through_the_gateway() {
 
     // By default no header is trusted: a caller cannot choose the address the gateway sees.
     let mut up = wacht(vec![]);
-    let o = run(
+    let o = once(
         "/admin/users",
         &[
             ("x-api-key", "ak_1"),
@@ -558,8 +561,6 @@ fn machine_credentials_go_through_the_gateway() {
             ("x-forwarded-for", "10.0.0.2"),
         ],
         &config(&[]),
-        NOW,
-        &mut JwksCache::default(),
         &mut up,
     );
     assert_eq!(o.reply.status, 200);
@@ -605,15 +606,8 @@ fn gateway_denials() {
                 _ => ok(200, PAGE),
             }),
         };
-        let o = run(
-            "/admin/users",
-            &[("x-api-key", "ak_1")],
-            &cfg,
-            NOW,
-            &mut JwksCache::default(),
-            &mut up,
-        );
-        assert_eq!((o.reply.status, error_code(&o).as_str()), (status, code));
+        let o = once("/admin/users", &[("x-api-key", "ak_1")], &cfg, &mut up);
+        assert_eq!(status_code(&o), (status, code.to_string()));
         assert_eq!(up.sent.len(), 1, "no backend call after a denial");
         if status == 429 {
             assert_eq!(o.reply.header("retry-after"), Some("3"));
@@ -661,15 +655,8 @@ fn backend_failures_map_to_gateway_statuses() {
                 _ => ok(200, r#"{"request_id":"r","allowed":true}"#),
             }),
         };
-        let o = run(
-            "/admin/users",
-            &[("x-api-key", "ak_1")],
-            &cfg,
-            NOW,
-            &mut JwksCache::default(),
-            &mut up,
-        );
-        assert_eq!((o.reply.status, error_code(&o).as_str()), (status, code));
+        let o = once("/admin/users", &[("x-api-key", "ak_1")], &cfg, &mut up);
+        assert_eq!(status_code(&o), (status, code.to_string()));
         let body = String::from_utf8(o.reply.body.clone()).unwrap();
         assert!(!body.contains(API_KEY) && !body.contains("boom"));
     }
@@ -686,16 +673,14 @@ fn requests_refused_before_any_upstream_call() {
         ("/admin/users", vec![("authorization", "Basic abc")], 401),
     ];
     for (target, hdrs, status) in cases {
-        let o = run(target, &hdrs, &cfg, NOW, &mut JwksCache::default(), &mut up);
+        let o = once(target, &hdrs, &cfg, &mut up);
         assert_eq!(o.reply.status, status, "{target}");
     }
     let missing_key = Config::from_vars([("WACHT_PUBLISHABLE_KEY", PK)]);
-    let o = run(
+    let o = once(
         "/admin/users",
         &[("x-api-key", "ak_1")],
         &missing_key,
-        NOW,
-        &mut JwksCache::default(),
         &mut up,
     );
     assert_eq!(o.reply.status, 500);
@@ -708,12 +693,10 @@ fn log_line_carries_no_secret() {
     let key = TestKey::es256(1);
     let token = key.token(&session_claims(FRONTEND, NOW));
     let mut up = wacht(vec![key.public_jwk()]);
-    let o = run(
+    let o = once(
         "/admin/users?search=secret-search",
         &[("authorization", &bearer(&token))],
         &config(&[]),
-        NOW,
-        &mut JwksCache::default(),
         &mut up,
     );
     let line = o.log_line("GET", "/admin/users?search=secret-search", 1.0);
@@ -743,18 +726,8 @@ fn repeated_credential_headers_are_refused() {
     ] {
         let mut up = wacht(vec![key.public_jwk()]);
         let pairs: Vec<(&str, &str)> = hdrs.iter().map(|(n, v)| (*n, v.as_str())).collect();
-        let o = run(
-            "/admin/users",
-            &pairs,
-            &cfg,
-            NOW,
-            &mut JwksCache::default(),
-            &mut up,
-        );
-        assert_eq!(
-            (o.reply.status, error_code(&o).as_str()),
-            (401, "invalid_credentials")
-        );
+        let o = once("/admin/users", &pairs, &cfg, &mut up);
+        assert_eq!(status_code(&o), (401, "invalid_credentials".to_string()));
         assert!(up.sent.is_empty());
     }
 }
@@ -876,18 +849,8 @@ fn the_last_good_set_expires_while_fetches_fail() {
 fn an_invalid_inline_jwks_is_a_configuration_error_for_every_request() {
     let cfg = config(&[("WACHT_JWKS", "{not json")]);
     let mut up = wacht(vec![]);
-    let o = run(
-        "/admin/users",
-        &[("x-api-key", "ak_1")],
-        &cfg,
-        NOW,
-        &mut JwksCache::default(),
-        &mut up,
-    );
-    assert_eq!(
-        (o.reply.status, error_code(&o).as_str()),
-        (500, "configuration_error")
-    );
+    let o = once("/admin/users", &[("x-api-key", "ak_1")], &cfg, &mut up);
+    assert_eq!(status_code(&o), (500, "configuration_error".to_string()));
     assert!(String::from_utf8_lossy(&o.reply.body).contains("WACHT_JWKS"));
     assert!(up.sent.is_empty());
 }
@@ -904,12 +867,10 @@ fn the_gateway_request_id_cannot_forge_log_lines() {
             _ => ok(200, PAGE),
         }),
     };
-    let o = run(
+    let o = once(
         "/admin/users",
         &[("x-api-key", "ak_1")],
         &config(&[]),
-        NOW,
-        &mut JwksCache::default(),
         &mut up,
     );
     assert_eq!(o.reply.status, 200);
