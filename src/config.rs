@@ -7,6 +7,8 @@
 
 use base64::Engine as _;
 
+use crate::jwks::KeySet;
+
 pub const DEFAULT_BACKEND_API_URL: &str = "https://api.wacht.dev";
 pub const DEFAULT_GATEWAY_URL: &str = "https://gateway.wacht.dev";
 pub const DEFAULT_REQUIRED_PERMISSIONS: &str = "deployment:read";
@@ -128,14 +130,14 @@ pub enum ClientIpHeader {
 }
 
 /// Everything the handler reads from the environment, validated.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Config {
     api_key: Option<String>,
     frontend_api: Result<BaseUrl, ConfigError>,
     pub backend_api: BaseUrl,
     pub gateway: BaseUrl,
     /// Inline JWKS (`WACHT_JWKS`): verify sessions without fetching keys.
-    pub inline_jwks: Option<String>,
+    pub inline_jwks: Option<KeySet>,
     /// `protect({ permission })`: ANY of these suffices.
     pub required_permissions: Vec<String>,
     /// Sent to the gateway as `required_permissions`: ALL are required.
@@ -218,13 +220,12 @@ impl Config {
             return Err(e.clone());
         }
 
-        let inline_jwks = var("WACHT_JWKS");
-        // Checked here, so a broken inline set fails every request, not only session requests.
-        if let Some(raw) = &inline_jwks
-            && crate::jwks::KeySet::parse(raw.as_bytes()).is_err()
-        {
-            return Err(ConfigError::InvalidJwks("WACHT_JWKS"));
-        }
+        // Parsed here, once per instance: a broken inline set fails every request, not only
+        // session requests, and no request parses it again.
+        let inline_jwks = var("WACHT_JWKS")
+            .map(|raw| KeySet::parse(raw.as_bytes()))
+            .transpose()
+            .map_err(|_| ConfigError::InvalidJwks("WACHT_JWKS"))?;
         let client_ip_header = match var("WACHT_CLIENT_IP_HEADER")
             .map(|v| v.to_ascii_lowercase())
             .as_deref()

@@ -17,8 +17,6 @@ pub const MAX_STALE_SECS: u64 = 3600;
 pub struct JwksCache {
     current: Option<(KeySet, u64)>,
     last_attempt: Option<u64>,
-    /// `WACHT_JWKS`, parsed once: the raw text it came from and the keys.
-    inline: Option<(String, KeySet)>,
 }
 
 impl JwksCache {
@@ -35,12 +33,8 @@ impl JwksCache {
         (now < at.saturating_add(MAX_STALE_SECS)).then_some(keys)
     }
 
-    /// Whether an unknown `kid` may trigger a refetch now.
+    /// Whether a fetch may be attempted now (stale set, unknown `kid`, or none yet).
     pub fn may_refetch(&self, now: u64) -> bool {
-        self.attempt_allowed(now)
-    }
-
-    fn attempt_allowed(&self, now: u64) -> bool {
         self.last_attempt
             .is_none_or(|t| now >= t.saturating_add(REFETCH_INTERVAL_SECS))
     }
@@ -52,17 +46,5 @@ impl JwksCache {
 
     pub fn fetch_failed(&mut self, now: u64) {
         self.last_attempt = Some(now);
-    }
-
-    /// Keys from `WACHT_JWKS`, parsed on first use and whenever the text changes.
-    pub fn inline(&mut self, raw: &str) -> Result<&KeySet, crate::jwks::JwksError> {
-        let stale = self.inline.as_ref().is_none_or(|(text, _)| text != raw);
-        if stale {
-            self.inline = Some((raw.to_string(), KeySet::parse(raw.as_bytes())?));
-        }
-        match &self.inline {
-            Some((_, keys)) => Ok(keys),
-            None => Err(crate::jwks::JwksError::NotJson),
-        }
     }
 }

@@ -310,11 +310,7 @@ impl Component {
                 }
             };
             let (parts, body) = response.into_parts();
-            let body = Limited::new(body, max_body)
-                .collect()
-                .await
-                .map_err(|e| anyhow!("reading the guest's response body: {e}"))?
-                .to_bytes();
+            let body = read_guest_body(body, max_body).await?;
             guest_outcome(guest).await?;
             anyhow::Ok(http::Response::from_parts(parts, body))
         };
@@ -431,6 +427,19 @@ fn fix_request_options_leak(linker: &mut Linker<RequestState>) -> anyhow::Result
 }
 
 /// Waits for the guest task; a trap or a panic becomes `Err`.
+/// The guest's response body, whole, refused past `max` bytes (both serving paths use this).
+async fn read_guest_body<B>(body: B, max: usize) -> anyhow::Result<Bytes>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let collected = Limited::new(body, max)
+        .collect()
+        .await
+        .map_err(|e| anyhow!("reading the guest's response body: {e}"))?;
+    Ok(collected.to_bytes())
+}
+
 async fn guest_outcome(guest: AbortOnDrop<anyhow::Result<()>>) -> anyhow::Result<()> {
     let mut guest = guest;
     match (&mut guest.0).await {

@@ -16,14 +16,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow};
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Limited};
 use hyper::body::Body;
 use wasmtime::Store;
 use wasmtime_wasi_http::WasiHttpView as _;
 use wasmtime_wasi_http::p2::bindings::Proxy;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 
-use crate::{AbortOnDrop, Component, Handled, LogPipe, RequestState};
+use crate::{AbortOnDrop, Component, Handled, LogPipe, RequestState, read_guest_body};
 
 /// How an [`InstancePool`] sizes and recycles its instances.
 #[derive(Debug, Clone)]
@@ -404,11 +403,7 @@ impl InstancePool {
                 }
             };
             let (parts, body) = response.into_parts();
-            let body = Limited::new(body, max_body)
-                .collect()
-                .await
-                .map_err(|e| anyhow!("reading the guest's response body: {e}"))?
-                .to_bytes();
+            let body = read_guest_body(body, max_body).await?;
             let outcome = match finished {
                 Some(outcome) => outcome,
                 None => (&mut guest.0).await,
