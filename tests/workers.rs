@@ -828,8 +828,8 @@ fn bench_pool_vs_instance_per_request() {
         "{conns} keep-alive connections, {secs} s per run (after 1 s warm-up); CPU = workerd process, user+system"
     );
     eprintln!(
-        "{:<12} {:<12} {:>8} {:>12} {:>9} {:>9} {:>7}",
-        "mode", "credential", "req/s", "CPU ms/req", "p50 ms", "p99 ms", "errors"
+        "{:<12} {:<12} {:>8} {:>12} {:>9} {:>9} {:>7} {:>9}",
+        "mode", "credential", "req/s", "CPU ms/req", "p50 ms", "p99 ms", "errors", "RSS MiB"
     );
     for service in ["pool", "per_request"] {
         // "none" is a 401 without any upstream call: the cost of workerd, the shim and the glue.
@@ -853,19 +853,17 @@ fn bench_pool_vs_instance_per_request() {
                     )
                     .map_or(0.0, |d| d.as_secs_f64() * 1e3)
             };
+            // RSS after each run: a pool that leaks per request grows row by row.
             eprintln!(
-                "{service:<12} {kind:<12} {:>8.0} {:>12.2} {:>9.1} {:>9.1} {errors:>7}",
+                "{service:<12} {kind:<12} {:>8.0} {:>12.2} {:>9.1} {:>9.1} {errors:>7} {:>9.1}",
                 ok as f64 / elapsed.as_secs_f64(),
                 cpu.as_secs_f64() * 1e3 / ok.max(1) as f64,
                 pct(0.5),
                 pct(0.99),
+                w.rss_kib().unwrap_or(0) as f64 / 1024.0,
             );
         }
     }
-    eprintln!(
-        "workerd RSS after the runs: {} KiB",
-        w.rss_kib().unwrap_or(0)
-    );
 }
 
 /// Keep-alive GETs on `conns` connections for `run`; returns (answers with `status`, other
