@@ -173,14 +173,21 @@ impl Config {
         K: AsRef<str>,
         V: AsRef<str>,
     {
-        let mut get = std::collections::HashMap::new();
+        // A dozen variables at most: a list, not a HashMap (whose hasher would pull a random
+        // seed import and ~4 KB into the component). The last value of a repeated name wins.
+        let mut get: Vec<(String, String)> = Vec::new();
         for (k, v) in vars {
             let (k, v) = (k.as_ref(), v.as_ref().trim());
             if k.starts_with("WACHT_") && !v.is_empty() {
-                get.insert(k.to_string(), v.to_string());
+                get.push((k.to_string(), v.to_string()));
             }
         }
-        let var = |name: &str| get.get(name).cloned();
+        let var = |name: &str| {
+            get.iter()
+                .rev()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
 
         let url = |name: &'static str, default: &str| -> Result<BaseUrl, ConfigError> {
             BaseUrl::parse(&var(name).unwrap_or_else(|| default.to_string()))

@@ -699,13 +699,13 @@ fn log_line_carries_no_secret() {
         &config(&[]),
         &mut up,
     );
-    let line = o.log_line("GET", "/admin/users?search=secret-search", 1.0);
+    let line = o.log_line("GET", "/admin/users?search=secret-search", 12_345);
     assert_eq!(
         line,
-        "wacht-admin method=GET path=/admin/users status=200 credential=session gateway_request_id=- upstream_status=200 duration_ms=1.0"
+        "wacht-admin method=GET path=/admin/users status=200 credential=session gateway_request_id=- upstream_status=200 duration_ms=12.3"
     );
     assert!(!line.contains(&token) && !line.contains(API_KEY) && !line.contains("secret-search"));
-    let odd = o.log_line("GET\n", "/a b\nc", 0.0);
+    let odd = o.log_line("GET\n", "/a b\nc", 0);
     assert!(!odd.contains('\n'));
 }
 
@@ -874,7 +874,7 @@ fn the_gateway_request_id_cannot_forge_log_lines() {
         &mut up,
     );
     assert_eq!(o.reply.status, 200);
-    let line = o.log_line("GET", "/admin/users", 0.0);
+    let line = o.log_line("GET", "/admin/users", 0);
     assert!(!line.contains('\n'), "{line}");
     assert!(
         line.contains("gateway_request_id=r1?wacht-admin?forged=1"),

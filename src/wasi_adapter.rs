@@ -3,7 +3,6 @@
 //! Everything that decides anything lives in the core modules.
 
 use std::cell::RefCell;
-use std::io::Write as _;
 
 use crate::config::{Config, ConfigError};
 use crate::error::Reply;
@@ -66,9 +65,9 @@ impl Guest for Component {
         let now = wasi::clocks::wall_clock::now().seconds;
 
         let outcome = STATE.with_borrow_mut(|state| {
-            let config = state
-                .config
-                .get_or_insert_with(|| Config::from_vars(std::env::vars()));
+            let config = state.config.get_or_insert_with(|| {
+                Config::from_vars(wasi::cli::environment::get_environment())
+            });
             let incoming = Incoming {
                 method: &method,
                 target: &target,
@@ -85,13 +84,12 @@ impl Guest for Component {
             )
         });
 
-        let elapsed_ms = monotonic_clock::now().saturating_sub(started) as f64 / 1e6;
-        // Logging must never fail the request (eprintln! would panic on a closed stderr).
-        let _ = writeln!(
-            std::io::stderr(),
-            "{}",
-            outcome.log_line(&method, &target, elapsed_ms)
-        );
+        let elapsed_us = monotonic_clock::now().saturating_sub(started) / 1_000;
+        let mut line = outcome.log_line(&method, &target, elapsed_us);
+        line.push('\n');
+        // Straight to wasi:cli/stderr, not through std::io (whose machinery and error texts cost
+        // ~8 KB of component). A failed write is ignored: logging must never fail the request.
+        let _ = wasi::cli::stderr::get_stderr().blocking_write_and_flush(line.as_bytes());
         write_reply(response_out, &outcome.reply);
     }
 }
