@@ -9,7 +9,7 @@ use crate::claims::{ClaimRules, Claims};
 use crate::config::{BaseUrl, ClientIpHeader, Config, ConfigError};
 use crate::credentials::{self, Credential, CredentialError};
 use crate::error::{Error, Reply};
-use crate::gateway::{self, GatewayError};
+use crate::gateway;
 use crate::jwks::KeySet;
 use crate::jwks_cache::JwksCache;
 use crate::jwt;
@@ -269,7 +269,7 @@ impl Flow<'_> {
             user_agent: req.user_agent(),
             required_permissions: &config.gateway_permissions,
         };
-        let body = check.body().map_err(|_| GatewayError::Malformed)?;
+        let body = check.body();
         let resp = self.send(OutRequest {
             service: Service::Gateway,
             method: Method::Post,
