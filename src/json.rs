@@ -302,8 +302,14 @@ pub fn validate(json: &[u8]) -> Result<()> {
 /// members are only checked as `validate` checks. Unlike the derive, a JSON array is refused:
 /// it would be read positionally, which no caller wants.
 pub fn parse_fields<const N: usize>(json: &[u8], names: [&str; N]) -> Result<[Option<Value>; N]> {
-    let mut r = Reader::new(json);
     let mut fields = [const { None }; N];
+    read_fields(json, &names, &mut fields)?;
+    Ok(fields)
+}
+
+/// `parse_fields`, not generic: one copy in the component for every caller.
+fn read_fields(json: &[u8], names: &[&str], fields: &mut [Option<Value>]) -> Result<()> {
+    let mut r = Reader::new(json);
     if r.skip_ws() != Some(b'{') {
         return Err(JsonError);
     }
@@ -328,8 +334,7 @@ pub fn parse_fields<const N: usize>(json: &[u8], names: [&str; N]) -> Result<[Op
             }
         }
     }
-    r.end()?;
-    Ok(fields)
+    r.end()
 }
 
 struct Reader<'a> {
