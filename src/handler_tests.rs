@@ -699,14 +699,30 @@ fn log_line_carries_no_secret() {
         &config(&[]),
         &mut up,
     );
-    let line = o.log_line("GET", "/admin/users?search=secret-search", 1.0);
+    let line = o.log_line("GET", "/admin/users?search=secret-search", 1_000_000);
     assert_eq!(
         line,
         "wacht-admin method=GET path=/admin/users status=200 credential=session gateway_request_id=- upstream_status=200 duration_ms=1.0"
     );
     assert!(!line.contains(&token) && !line.contains(API_KEY) && !line.contains("secret-search"));
-    let odd = o.log_line("GET\n", "/a b\nc", 0.0);
+    let odd = o.log_line("GET\n", "/a b\nc", 0);
     assert!(!odd.contains('\n'));
+    // Nanoseconds to milliseconds with one decimal, half up.
+    for (ns, ms) in [
+        (0, "0.0"),
+        (49_999, "0.0"),
+        (50_000, "0.1"),
+        (1_234_567, "1.2"),
+        (99_950_000, "100.0"),
+        (12_345_678_901, "12345.7"),
+        (u64::MAX, "18446744073709.5"),
+    ] {
+        let line = o.log_line("GET", "/", ns);
+        assert!(
+            line.ends_with(&format!(" duration_ms={ms}")),
+            "{ns}: {line}"
+        );
+    }
 }
 
 #[test]
@@ -874,7 +890,7 @@ fn the_gateway_request_id_cannot_forge_log_lines() {
         &mut up,
     );
     assert_eq!(o.reply.status, 200);
-    let line = o.log_line("GET", "/admin/users", 0.0);
+    let line = o.log_line("GET", "/admin/users", 0);
     assert!(!line.contains('\n'), "{line}");
     assert!(
         line.contains("gateway_request_id=r1?wacht-admin?forged=1"),

@@ -85,12 +85,12 @@ impl Guest for Component {
             )
         });
 
-        let elapsed_ms = monotonic_clock::now().saturating_sub(started) as f64 / 1e6;
+        let elapsed_ns = monotonic_clock::now().saturating_sub(started);
         // Logging must never fail the request (eprintln! would panic on a closed stderr).
         let _ = writeln!(
             std::io::stderr(),
             "{}",
-            outcome.log_line(&method, &target, elapsed_ms)
+            outcome.log_line(&method, &target, elapsed_ns)
         );
         write_reply(response_out, &outcome.reply);
     }
