@@ -699,7 +699,7 @@ fn log_line_carries_no_secret() {
         &config(&[]),
         &mut up,
     );
-    let line = o.log_line("GET", "/admin/users?search=secret-search", 12_345);
+    let line = o.log_line("GET", "/admin/users?search=secret-search", 12_345_000);
     assert_eq!(
         line,
         "wacht-admin method=GET path=/admin/users status=200 credential=session gateway_request_id=- upstream_status=200 duration_ms=12.3"
@@ -707,6 +707,22 @@ fn log_line_carries_no_secret() {
     assert!(!line.contains(&token) && !line.contains(API_KEY) && !line.contains("secret-search"));
     let odd = o.log_line("GET\n", "/a b\nc", 0);
     assert!(!odd.contains('\n'));
+    // Nanoseconds to milliseconds with one decimal, half up.
+    for (ns, ms) in [
+        (0, "0.0"),
+        (49_999, "0.0"),
+        (50_000, "0.1"),
+        (1_234_567, "1.2"),
+        (99_950_000, "100.0"),
+        (12_345_678_901, "12345.7"),
+        (u64::MAX, "18446744073709.5"),
+    ] {
+        let line = o.log_line("GET", "/", ns);
+        assert!(
+            line.ends_with(&format!(" duration_ms={ms}")),
+            "{ns}: {line}"
+        );
+    }
 }
 
 #[test]

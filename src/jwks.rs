@@ -11,7 +11,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use p256::elliptic_curve::point::AffineCoordinates as _;
 use rsa::BoxedUint;
-use serde_json::{Map, Value};
+
+use crate::json::{Map, Value};
 
 /// Documents over this size are refused unparsed (a JWKS with a few keys is ~1 KiB).
 pub const MAX_JWKS_BYTES: usize = 64 * 1024;
@@ -121,7 +122,7 @@ impl KeySet {
         if json.len() > MAX_JWKS_BYTES {
             return Err(JwksError::TooLarge);
         }
-        let doc: Value = serde_json::from_slice(json).map_err(|_| JwksError::NotJson)?;
+        let doc = crate::json::parse(json).map_err(|_| JwksError::NotJson)?;
         let entries = doc
             .get("keys")
             .and_then(Value::as_array)
@@ -347,7 +348,7 @@ mod roca {
 )]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
     use wacht_standin::tokens::{TestKey, b64url, jwks};
 
     fn parse(v: &Value) -> Result<KeySet, JwksError> {

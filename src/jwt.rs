@@ -11,11 +11,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use p256::ecdsa::signature::Verifier as _;
 use rsa::traits::PublicKeyParts as _;
-use serde::{Deserialize, Deserializer};
-use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
 
 use crate::claims::{self, ClaimRules, Claims, ClaimsError};
+use crate::json::{self, Value};
 use crate::jwks::{Alg, Jwk, KeySet, PublicKey};
 
 /// Tokens longer than this are rejected before any parsing (Wacht's are ~600 bytes).
@@ -75,7 +74,7 @@ pub fn looks_like_jwt(s: &str) -> bool {
         return false;
     }
     match URL_SAFE_NO_PAD.decode(header) {
-        Ok(json) => serde_json::from_slice::<Map<String, Value>>(&json).is_ok(),
+        Ok(header) => json::parse_object(&header).is_ok(),
         Err(_) => false,
     }
 }
@@ -241,56 +240,25 @@ struct Header {
     crit: bool,
 }
 
-/// A header member as present in the JSON, `null` included (Option<Value> would read
-/// `"crit": null` as absent).
-#[derive(Default)]
-enum Member {
-    #[default]
-    Absent,
-    Present(Value),
-}
-
-impl<'de> Deserialize<'de> for Member {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Value::deserialize(d).map(Member::Present)
-    }
-}
-
-/// Serde's derive refuses a repeated known member (`"alg"` twice), so no parser disagreement
-/// over which one counts.
-#[derive(Deserialize)]
-struct RawHeader {
-    #[serde(default)]
-    alg: Member,
-    #[serde(default)]
-    kid: Member,
-    #[serde(default)]
-    crit: Member,
-}
-
 impl Header {
-    fn parse(json: &[u8]) -> Result<Header, TokenError> {
-        // Serde's struct derive would also read a JSON array positionally: demand an object.
-        let first = json
-            .iter()
-            .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
-        if first != Some(&b'{') {
-            return Err(TokenError::Malformed("header is not a JSON object"));
-        }
-        let raw: RawHeader = serde_json::from_slice(json)
+    fn parse(header: &[u8]) -> Result<Header, TokenError> {
+        // Read as serde's struct derive read it: an object whose other members are skipped,
+        // and a repeated `alg`, `kid` or `crit` is refused, so no parser disagreement over
+        // which one counts. A member is `None` only when absent: `"crit": null` is present.
+        let [alg, kid, crit] = json::parse_fields(header, ["alg", "kid", "crit"])
             .map_err(|_| TokenError::Malformed("header is not a JSON object"))?;
-        let alg = match raw.alg {
-            Member::Present(Value::String(alg)) => alg,
+        let alg = match alg {
+            Some(Value::String(alg)) => alg,
             _ => return Err(TokenError::Malformed("alg")),
         };
-        let kid = match raw.kid {
-            Member::Absent => None,
-            Member::Present(Value::String(kid)) => Some(kid),
-            Member::Present(_) => return Err(TokenError::Malformed("kid")),
+        let kid = match kid {
+            None => None,
+            Some(Value::String(kid)) => Some(kid),
+            Some(_) => return Err(TokenError::Malformed("kid")),
         };
         // Any `crit` is refused: a valid one names extensions we do not implement, and an
         // empty or non-array one is invalid (RFC 7515 §4.1.11).
-        let crit = matches!(raw.crit, Member::Present(_));
+        let crit = crit.is_some();
         Ok(Header { alg, kid, crit })
     }
 }
@@ -304,7 +272,7 @@ impl Header {
 )]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
     use wacht_standin::tokens::{TestKey, b64url, hs256, jwks, session_claims};
 
     const ISS: &str = "https://frontend.example.com";

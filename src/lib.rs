@@ -5,6 +5,7 @@
 //! - `credentials`: which credential a request carries
 //! - `jwks`, `jwt`, `claims`: where the session JWT is checked
 //! - `protect`: the permission rules of `auth.protect`
+//! - `json`: the strict JSON reader and writer the others use
 //! - `gateway`: API keys / OAuth tokens checked through the Wacht gateway
 //! - `backend`: the users call to the Wacht backend API
 //! - `handler`: the request flow, over an `Upstream` trait
@@ -17,6 +18,7 @@ pub mod credentials;
 pub mod error;
 pub mod gateway;
 pub mod handler;
+pub mod json;
 pub mod jwks;
 pub mod jwks_cache;
 pub mod jwt;

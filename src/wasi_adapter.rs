@@ -84,8 +84,8 @@ impl Guest for Component {
             )
         });
 
-        let elapsed_us = monotonic_clock::now().saturating_sub(started) / 1_000;
-        let mut line = outcome.log_line(&method, &target, elapsed_us);
+        let elapsed_ns = monotonic_clock::now().saturating_sub(started);
+        let mut line = outcome.log_line(&method, &target, elapsed_ns);
         line.push('\n');
         // Straight to wasi:cli/stderr, not through std::io (whose machinery and error texts cost
         // ~8 KB of component). A failed write is ignored: logging must never fail the request.
