@@ -4,6 +4,7 @@
 //! - `request`: routing and query validation
 //! - `credentials`: which credential a request carries
 //! - `jwks`, `jwt`, `claims`: where the session JWT is checked
+//! - `crypto`: verify-only ECDSA P-256/P-384 and RSA PKCS#1 v1.5 (our own, for size)
 //! - `protect`: the permission rules of `auth.protect`
 //! - `gateway`: API keys / OAuth tokens checked through the Wacht gateway
 //! - `backend`: the users call to the Wacht backend API
@@ -14,6 +15,7 @@ pub mod backend;
 pub mod claims;
 pub mod config;
 pub mod credentials;
+mod crypto;
 pub mod error;
 pub mod gateway;
 pub mod handler;
