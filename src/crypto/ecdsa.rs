@@ -393,13 +393,7 @@ fn wnaf<const N: usize>(k: &Fe<N>, w: u32) -> Vec<i8> {
                 add_small(&mut k, v.unsigned_abs(), false);
             }
         }
-        // k >>= 1
-        let mut carry = 0u32;
-        for limb in k.iter_mut().rev() {
-            let next = *limb & 1;
-            *limb = (*limb >> 1) | (carry << 31);
-            carry = next;
-        }
+        mont::shr1(&mut k, 0);
     }
     digits
 }

@@ -257,6 +257,33 @@ pub(crate) fn r_squared(m: &[u32], m0inv: u32) -> Vec<u32> {
     pow_mont(m, m0inv, &x, 32 * n as u64, &mut tmp)
 }
 
+fn plain_one<const N: usize>() -> [u32; N] {
+    let mut one = [0u32; N];
+    if let Some(l) = one.first_mut() {
+        *l = 1;
+    }
+    one
+}
+
+fn is_one(a: &[u32]) -> bool {
+    a.split_first()
+        .is_some_and(|(&low, rest)| low == 1 && is_zero(rest))
+}
+
+fn is_even(a: &[u32]) -> bool {
+    a.first().is_none_or(|l| l & 1 == 0)
+}
+
+/// a >>= 1, with `top` (0 or 1) shifted in as the new highest bit.
+pub(crate) fn shr1(a: &mut [u32], top: u32) {
+    let mut carry = top;
+    for limb in a.iter_mut().rev() {
+        let next = *limb & 1;
+        *limb = (*limb >> 1) | (carry << 31);
+        carry = next;
+    }
+}
+
 /// A fixed-size prime modulus (the curve fields): values are `[u32; N]`, below the modulus, and
 /// in Montgomery form unless a method says otherwise.
 pub(crate) struct Field<const N: usize> {
@@ -265,8 +292,8 @@ pub(crate) struct Field<const N: usize> {
     r2: [u32; N],
     /// 1 in Montgomery form (R mod m).
     one: [u32; N],
-    /// m - 2, the inversion exponent (Fermat).
-    m_minus_2: [u32; N],
+    /// R^3 mod m: turns the plain inverse of a Montgomery value back into Montgomery form.
+    r3: [u32; N],
 }
 
 pub(crate) type Fe<const N: usize> = [u32; N];
@@ -282,18 +309,10 @@ impl<const N: usize> Field<N> {
             m0inv,
             r2,
             one: [0; N],
-            m_minus_2: m,
+            r3: [0; N],
         };
-        let mut plain_one = [0u32; N];
-        if let Some(l) = plain_one.first_mut() {
-            *l = 1;
-        }
-        field.one = field.to_mont(&plain_one);
-        let mut two = [0u32; N];
-        if let Some(l) = two.first_mut() {
-            *l = 2;
-        }
-        sub_assign(&mut field.m_minus_2, &two);
+        field.one = field.to_mont(&plain_one());
+        field.r3 = field.mul(&r2, &r2);
         field
     }
 
@@ -345,25 +364,55 @@ impl<const N: usize> Field<N> {
     /// Montgomery form → ordinary form (verification never needs it: see `ecdsa::verify`).
     #[cfg(test)]
     pub(crate) fn to_plain(&self, a: &Fe<N>) -> Fe<N> {
-        let mut plain_one = [0u32; N];
-        if let Some(l) = plain_one.first_mut() {
-            *l = 1;
-        }
-        self.mul(a, &plain_one)
+        self.mul(a, &plain_one())
     }
 
-    /// a^-1 = a^(m-2) (m prime); 0 for 0.
+    /// a^-1 (m prime); 0 for 0. The binary extended Euclidean algorithm on the plain values
+    /// (invariants x1·a ≡ u, x2·a ≡ v mod m): several times faster than Fermat's a^(m-2).
     pub(crate) fn invert(&self, a: &Fe<N>) -> Fe<N> {
-        let mut acc = self.one;
-        for limb in self.m_minus_2.iter().rev() {
-            for bit in (0..32).rev() {
-                acc = self.sqr(&acc);
-                if (limb >> bit) & 1 == 1 {
-                    acc = self.mul(&acc, a);
-                }
+        let (mut u, mut v) = (*a, self.m);
+        let (mut x1, mut x2) = (plain_one(), [0u32; N]);
+        // Each round takes at least one bit off u or v, so 64N rounds reach 1 (gcd(a, m) = 1
+        // for a prime m and 0 < a < m); the bound only guards the loop.
+        for _ in 0..=64 * N {
+            if is_zero(&u) || is_zero(&v) {
+                break;
+            }
+            // (a R)^-1 · R^3 / R = a^-1 R.
+            if is_one(&u) {
+                return self.mul(&x1, &self.r3);
+            }
+            if is_one(&v) {
+                return self.mul(&x2, &self.r3);
+            }
+            while is_even(&u) {
+                shr1(&mut u, 0);
+                self.halve(&mut x1);
+            }
+            while is_even(&v) {
+                shr1(&mut v, 0);
+                self.halve(&mut x2);
+            }
+            if less_than(&u, &v) {
+                sub_assign(&mut v, &u);
+                x2 = self.sub(&x2, &x1);
+            } else {
+                sub_assign(&mut u, &v);
+                x1 = self.sub(&x1, &x2);
             }
         }
-        acc
+        [0; N]
+    }
+
+    /// x/2 mod m: x or x + m, whichever is even, shifted right.
+    fn halve(&self, x: &mut Fe<N>) {
+        let carry = if is_even(x) {
+            false
+        } else {
+            let sum = *x;
+            add_into(x, &sum, &self.m)
+        };
+        shr1(x, u32::from(carry));
     }
 
     /// Big-endian bytes of exactly the field size → an ordinary-form value, if below m.
@@ -596,6 +645,19 @@ mod tests {
         let pm1 = f.to_mont(&p_minus_1);
         assert_eq!(f.add(&pm1, &f.one()), zero);
         assert_eq!(f.sub(&zero, &f.one()), pm1);
+        assert_eq!(f.invert(&pm1), pm1);
+        assert_eq!(f.invert(&f.one()), f.one());
+        // The scalar field of P-384, through the same code at 12 limbs.
+        let n384 = hex_limbs::<12>(concat!(
+            "ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf",
+            "581a0db248b0a77aecec196accc52973"
+        ));
+        let g = Field::new(n384);
+        for _ in 0..20 {
+            let a: [u32; 12] = rng.below(&n384).try_into().unwrap();
+            let am = g.to_mont(&a);
+            assert_eq!(g.mul(&am, &g.invert(&am)), g.one());
+        }
         assert_eq!(f.to_plain(&f.sqr(&pm1))[..], [1, 0, 0, 0, 0, 0, 0, 0]);
     }
 
