@@ -170,6 +170,12 @@ pub(crate) fn mont_mul(
     }
 }
 
+/// `mont_mul` for the variable-length (RSA) moduli: one out-of-line copy for all of them.
+#[inline(never)]
+fn mont_mul_var(out: &mut [u32], a: &[u32], b: &[u32], m: &[u32], m0inv: u32, scratch: &mut [u32]) {
+    mont_mul(out, a, b, m, m0inv, scratch);
+}
+
 /// A modulus of any length (RSA): limbs, Montgomery constants, and R^2 mod m for conversions.
 #[derive(Clone)]
 pub(crate) struct Modulus {
@@ -197,7 +203,7 @@ impl Modulus {
 
     /// a * b / R mod m.
     fn mul(&self, out: &mut [u32], a: &[u32], b: &[u32], scratch: &mut [u32]) {
-        mont_mul(out, a, b, &self.m, self.m0inv, scratch);
+        mont_mul_var(out, a, b, &self.m, self.m0inv, scratch);
     }
 
     /// base^e mod m for base < m (ordinary form in and out), e > 0.
@@ -223,9 +229,9 @@ fn pow_mont(m: &[u32], m0inv: u32, base: &[u32], e: u64, scratch: &mut [u32]) ->
     let mut tmp = vec![0u32; m.len()];
     let top = 63u32.saturating_sub(e.leading_zeros());
     for bit in (0..top).rev() {
-        mont_mul(&mut tmp, &acc, &acc, m, m0inv, scratch);
+        mont_mul_var(&mut tmp, &acc, &acc, m, m0inv, scratch);
         if (e >> bit) & 1 == 1 {
-            mont_mul(&mut acc, &tmp, base, m, m0inv, scratch);
+            mont_mul_var(&mut acc, &tmp, base, m, m0inv, scratch);
         } else {
             std::mem::swap(&mut acc, &mut tmp);
         }
