@@ -43,6 +43,13 @@ pub(crate) fn to_be_bytes(limbs: &[u32], out: &mut [u8]) {
     }
 }
 
+/// dst = src for equal lengths (`copy_from_slice` would be a panic path, if an unreachable one).
+fn copy(dst: &mut [u32], src: &[u32]) {
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d = s;
+    }
+}
+
 pub(crate) fn is_zero(a: &[u32]) -> bool {
     a.iter().all(|&l| l == 0)
 }
@@ -160,12 +167,12 @@ pub(crate) fn mont_mul(
     if in_out {
         let borrow = sub_into(scratch, out, m);
         if hi != 0 || !borrow {
-            out.copy_from_slice(scratch);
+            copy(out, scratch);
         }
     } else {
         let borrow = sub_into(out, scratch, m);
         if hi == 0 && borrow {
-            out.copy_from_slice(scratch);
+            copy(out, scratch);
         }
     }
 }
@@ -309,7 +316,7 @@ impl<const N: usize> Field<N> {
     pub(crate) fn new(m: [u32; N]) -> Field<N> {
         let m0inv = neg_inv(m.first().copied().unwrap_or(1));
         let mut r2 = [0u32; N];
-        r2.copy_from_slice(&r_squared(&m, m0inv));
+        copy(&mut r2, &r_squared(&m, m0inv));
         let mut field = Field {
             m,
             m0inv,
