@@ -9,9 +9,9 @@ use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use p256::elliptic_curve::point::AffineCoordinates as _;
-use rsa::BoxedUint;
 
+use crate::crypto::ecdsa::{P256Key, P384Key};
+use crate::crypto::rsa::RsaPublicKey;
 use crate::json::{Map, Value};
 
 /// Documents over this size are refused unparsed (a JWKS with a few keys is ~1 KiB).
@@ -56,9 +56,9 @@ impl Alg {
 /// A parsed verifying key.
 #[derive(Clone)]
 pub(crate) enum PublicKey {
-    Es256(p256::ecdsa::VerifyingKey),
-    Es384(p384::ecdsa::VerifyingKey),
-    Rs256(rsa::PublicKey),
+    Es256(P256Key),
+    Es384(P384Key),
+    Rs256(RsaPublicKey),
 }
 
 /// One usable key of the set.
@@ -233,33 +233,22 @@ fn coordinates(jwk: &Map<String, Value>, len: usize) -> Option<(Vec<u8>, Vec<u8>
     (x.len() == len && y.len() == len).then_some((x, y))
 }
 
-// The point is built from its affine coordinates, as SEC1 decoding of an uncompressed point does,
-// with the same checks: each coordinate below the field modulus, the point on the curve (which
-// also excludes the identity, the only point without affine coordinates), and `from_affine`
-// refuses the identity once more. Going around the SEC1 decoder keeps point decompression
-// (a modular square root, which a JWK never needs) out of the component.
+// The point is taken from its affine coordinates, with the checks SEC1 decoding of an
+// uncompressed point makes: each coordinate below the field modulus, and the point on the curve
+// (which also excludes the identity, the only point without affine coordinates). No point
+// decompression (a modular square root, which a JWK never needs).
 
-fn p256_key(jwk: &Map<String, Value>) -> Option<p256::ecdsa::VerifyingKey> {
+fn p256_key(jwk: &Map<String, Value>) -> Option<P256Key> {
     let (x, y) = coordinates(jwk, 32)?;
-    let (x, y) = (
-        p256::FieldBytes::try_from(x.as_slice()).ok()?,
-        p256::FieldBytes::try_from(y.as_slice()).ok()?,
-    );
-    let point = Option::from(p256::AffinePoint::from_coordinates(&x, &y))?;
-    p256::ecdsa::VerifyingKey::from_affine(point).ok()
+    P256Key::from_coordinates(&x, &y)
 }
 
-fn p384_key(jwk: &Map<String, Value>) -> Option<p384::ecdsa::VerifyingKey> {
+fn p384_key(jwk: &Map<String, Value>) -> Option<P384Key> {
     let (x, y) = coordinates(jwk, 48)?;
-    let (x, y) = (
-        p384::FieldBytes::try_from(x.as_slice()).ok()?,
-        p384::FieldBytes::try_from(y.as_slice()).ok()?,
-    );
-    let point = Option::from(p384::AffinePoint::from_coordinates(&x, &y))?;
-    p384::ecdsa::VerifyingKey::from_affine(point).ok()
+    P384Key::from_coordinates(&x, &y)
 }
 
-fn rsa_key(jwk: &Map<String, Value>) -> Option<rsa::PublicKey> {
+fn rsa_key(jwk: &Map<String, Value>) -> Option<RsaPublicKey> {
     let (n, e) = (b64_member(jwk, "n")?, b64_member(jwk, "e")?);
     // An even modulus or exponent is no RSA key; e = 1 would make every message its own signature.
     let odd = |bytes: &[u8]| bytes.last().is_some_and(|b| b & 1 == 1);
@@ -277,12 +266,7 @@ fn rsa_key(jwk: &Map<String, Value>) -> Option<rsa::PublicKey> {
     {
         return None;
     }
-    rsa::PublicKey::new_with_size_limits(
-        BoxedUint::from_be_slice_vartime(n),
-        BoxedUint::from(e),
-        MIN_RSA_BITS..=MAX_RSA_BITS,
-    )
-    .ok()
+    RsaPublicKey::new(n, e)
 }
 
 /// A big-endian integer without its leading zero octets.

@@ -9,9 +9,6 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use p256::ecdsa::signature::Verifier as _;
-use rsa::traits::PublicKeyParts as _;
-use sha2::{Digest as _, Sha256};
 
 use crate::claims::{self, ClaimRules, Claims, ClaimsError};
 use crate::json::{self, Value};
@@ -197,20 +194,9 @@ pub fn verify(token: &str, keys: &KeySet, rules: &ClaimRules) -> Result<Claims, 
 /// the modulus, compared against the one correct encoding (no ASN.1 parsing).
 pub fn verify_raw(key: &Jwk, signing_input: &[u8], signature: &[u8]) -> Result<(), TokenError> {
     let verified = match key.public_key() {
-        PublicKey::Es256(vk) => p256::ecdsa::Signature::from_slice(signature)
-            .is_ok_and(|sig| vk.verify(signing_input, &sig).is_ok()),
-        PublicKey::Es384(vk) => p384::ecdsa::Signature::from_slice(signature)
-            .is_ok_and(|sig| vk.verify(signing_input, &sig).is_ok()),
-        PublicKey::Rs256(pk) => {
-            signature.len() == pk.size()
-                && pk
-                    .verify(
-                        rsa::Pkcs1v15Sign::new::<Sha256>(),
-                        &Sha256::digest(signing_input),
-                        signature,
-                    )
-                    .is_ok()
-        }
+        PublicKey::Es256(pk) => pk.verify(signing_input, signature),
+        PublicKey::Es384(pk) => pk.verify(signing_input, signature),
+        PublicKey::Rs256(pk) => pk.verify_sha256(signing_input, signature),
     };
     if verified {
         Ok(())
@@ -435,13 +421,19 @@ mod tests {
         let key = TestKey::es256(1);
         let keys = set(&[&key]);
         let token = key.token(&claims());
-        let sig =
-            p256::ecdsa::Signature::from_slice(&URL_SAFE_NO_PAD.decode(&parts(&token)[2]).unwrap())
-                .unwrap();
-        let (r, s) = sig.split_scalars();
-        let other = p256::ecdsa::Signature::from_scalars(r, -s).unwrap();
-        assert_ne!(other.to_bytes(), sig.to_bytes());
-        assert!(verify_signature(&with_signature(&token, &other.to_bytes()), &keys).is_ok());
+        let sig = URL_SAFE_NO_PAD.decode(&parts(&token)[2]).unwrap();
+        // s' = n - s, big-endian, with n the P-256 group order.
+        let n = hex32("ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551");
+        let mut other = sig.clone();
+        let mut borrow = 0i16;
+        for i in (0..32).rev() {
+            let d = i16::from(n[i]) - i16::from(sig[32 + i]) - borrow;
+            other[32 + i] = d.rem_euclid(256) as u8;
+            borrow = i16::from(d < 0);
+        }
+        assert_eq!(borrow, 0);
+        assert_ne!(other, sig);
+        assert!(verify_signature(&with_signature(&token, &other), &keys).is_ok());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! - `request`: routing and query validation
 //! - `credentials`: which credential a request carries
 //! - `jwks`, `jwt`, `claims`: where the session JWT is checked
+//! - `crypto`: verify-only ECDSA P-256/P-384 and RSA PKCS#1 v1.5 (our own, for size)
 //! - `protect`: the permission rules of `auth.protect`
 //! - `json`: the strict JSON reader and writer the others use
 //! - `gateway`: API keys / OAuth tokens checked through the Wacht gateway
@@ -15,6 +16,7 @@ pub mod backend;
 pub mod claims;
 pub mod config;
 pub mod credentials;
+mod crypto;
 pub mod error;
 pub mod gateway;
 pub mod handler;
