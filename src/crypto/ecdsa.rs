@@ -1,9 +1,11 @@
 //! ECDSA verification on P-256 (with SHA-256) and P-384 (with SHA-384), signatures as r‖s.
 //!
 //! Points are in Jacobian coordinates (X/Z^2, Y/Z^3; Z = 0 is the point at infinity) over the
-//! Montgomery field of `mont`. u1·G + u2·Q is computed in one pass over the w-NAF digits of both
+//! Montgomery field of `mont`. u1·G + u2·Q is computed in one pass over the w-NAF digits of the
 //! scalars (shared doublings), adding precomputed odd multiples in affine form: G's table is
-//! built once per process, Q's once when the key is parsed.
+//! built once per process, Q's once when the key is parsed. From a key's second verification on,
+//! both scalars are split at half their bits, u = u_hi·2^k + u_lo, with tables for 2^k·G (once
+//! per process) and 2^k·Q (once per key), which halves the doublings (see `Key`).
 //!
 //! Variable time: verification handles only public data.
 
@@ -94,6 +96,8 @@ struct Curve<const N: usize> {
     three: Fe<N>,
     /// Odd multiples G, 3G, 5G, …, in affine Montgomery form.
     g_table: Vec<Affine<N>>,
+    /// The same for 2^(16N)·G, built at the first split multiplication (see `Key`).
+    g_hi_table: OnceLock<Vec<Affine<N>>>,
 }
 
 fn p256() -> &'static Curve<8> {
@@ -118,16 +122,43 @@ impl<const N: usize> Curve<N> {
             three: fp.to_mont(&three),
             fn_: Field::new(params.n),
             g_table: Vec::new(),
+            g_hi_table: OnceLock::new(),
             fp,
         };
-        let g = Affine {
+        let g = Jacobian {
             x: curve.fp.to_mont(&params.gx),
             y: curve.fp.to_mont(&params.gy),
+            z: curve.fp.one(),
         };
         // G is a valid point, so this cannot fail; an empty table would only make every
         // verification fail, never accept.
         curve.g_table = curve.odd_multiples(&g, G_WINDOW).unwrap_or_default();
         curve
+    }
+
+    fn g_hi_table(&self) -> &[Affine<N>] {
+        self.g_hi_table.get_or_init(|| {
+            let g = self.g_table.first().map(|g| self.jacobian(g));
+            g.and_then(|g| self.shifted_table(&g, G_WINDOW))
+                .unwrap_or_default()
+        })
+    }
+
+    /// The odd multiples of 2^(16N)·P (the upper half of a split scalar).
+    fn shifted_table(&self, p: &Jacobian<N>, w: u32) -> Option<Vec<Affine<N>>> {
+        let mut hi = *p;
+        for _ in 0..16 * N {
+            hi = self.double(&hi);
+        }
+        self.odd_multiples(&hi, w)
+    }
+
+    fn jacobian(&self, p: &Affine<N>) -> Jacobian<N> {
+        Jacobian {
+            x: p.x,
+            y: p.y,
+            z: self.fp.one(),
+        }
     }
 
     fn on_curve(&self, p: &Affine<N>) -> bool {
@@ -137,8 +168,9 @@ impl<const N: usize> Curve<N> {
         f.sqr(&p.y) == rhs
     }
 
-    /// dbl-2001-b (a = -3): 3M + 5S. Infinity (Z = 0) doubles to Z3 = 0; no point of these
-    /// prime-order curves has Y = 0.
+    /// dbl-2001-b (a = -3), with Z3 = 2YZ: a squaring costs a full product here, so the
+    /// (Y+Z)^2 - gamma - delta form would only add subtractions. Infinity (Z = 0) doubles to
+    /// Z3 = 0; no point of these prime-order curves has Y = 0.
     fn double(&self, p: &Jacobian<N>) -> Jacobian<N> {
         let f = &self.fp;
         let delta = f.sqr(&p.z);
@@ -150,7 +182,8 @@ impl<const N: usize> Curve<N> {
         let beta4 = f.add(&beta2, &beta2);
         let beta8 = f.add(&beta4, &beta4);
         let x3 = f.sub(&f.sqr(&alpha), &beta8);
-        let z3 = f.sub(&f.sub(&f.sqr(&f.add(&p.y, &p.z)), &gamma), &delta);
+        let yz = f.mul(&p.y, &p.z);
+        let z3 = f.add(&yz, &yz);
         let gamma2 = f.sqr(&gamma);
         let gamma2_2 = f.add(&gamma2, &gamma2);
         let gamma2_4 = f.add(&gamma2_2, &gamma2_2);
@@ -163,8 +196,9 @@ impl<const N: usize> Curve<N> {
         }
     }
 
-    /// p + q with q affine (madd-2007-bl, 7M + 4S), complete: p = ∞, p = q and p = -q are
-    /// handled (Wycheproof has signatures that hit them).
+    /// p + q with q affine (Hankerson-Menezes-Vanstone, Guide to ECC alg. 3.22: 8M + 3S, fewer
+    /// additions than madd-2007-bl), complete: p = ∞, p = q and p = -q are handled (Wycheproof
+    /// has signatures that hit them).
     fn add_affine(&self, p: &Jacobian<N>, q: &Affine<N>) -> Jacobian<N> {
         let f = &self.fp;
         if p.is_infinity() {
@@ -187,16 +221,13 @@ impl<const N: usize> Curve<N> {
                 Jacobian::INFINITY
             };
         }
+        // X3 = r^2 - H^3 - 2 X1 H^2, Y3 = r (X1 H^2 - X3) - Y1 H^3, Z3 = Z1 H.
         let hh = f.sqr(&h);
-        let hh2 = f.add(&hh, &hh);
-        let i = f.add(&hh2, &hh2);
-        let j = f.mul(&h, &i);
-        let r = f.add(&s_diff, &s_diff);
-        let v = f.mul(&p.x, &i);
-        let x3 = f.sub(&f.sub(&f.sub(&f.sqr(&r), &j), &v), &v);
-        let y1j = f.mul(&p.y, &j);
-        let y3 = f.sub(&f.sub(&f.mul(&r, &f.sub(&v, &x3)), &y1j), &y1j);
-        let z3 = f.sub(&f.sub(&f.sqr(&f.add(&p.z, &h)), &z1z1), &hh);
+        let hhh = f.mul(&h, &hh);
+        let v = f.mul(&p.x, &hh);
+        let x3 = f.sub(&f.sub(&f.sqr(&s_diff), &hhh), &f.add(&v, &v));
+        let y3 = f.sub(&f.mul(&s_diff, &f.sub(&v, &x3)), &f.mul(&p.y, &hhh));
+        let z3 = f.mul(&p.z, &h);
         Jacobian {
             x: x3,
             y: y3,
@@ -204,6 +235,7 @@ impl<const N: usize> Curve<N> {
         }
     }
 
+    #[cfg(test)]
     fn to_affine(&self, p: &Jacobian<N>) -> Option<Affine<N>> {
         let table = self.normalize(&[*p])?;
         table.first().copied()
@@ -252,39 +284,74 @@ impl<const N: usize> Curve<N> {
     }
 
     /// P, 3P, 5P, …, (2^(w-1) - 1)P in affine form: the table for w-NAF digits of width w.
-    fn odd_multiples(&self, p: &Affine<N>, w: u32) -> Option<Vec<Affine<N>>> {
+    /// One inversion: the sums are taken on the isomorphic curve (x, y) → (Z^2 x, Z^3 y) with
+    /// Z = Z(2P), where 2P is affine, and mapped back by multiplying their Z by Z(2P). The
+    /// mixed addition never uses a or b there: (2i+1)P = ±2P would need a multiple of P below
+    /// n to vanish, and P has prime order n.
+    fn odd_multiples(&self, p: &Jacobian<N>, w: u32) -> Option<Vec<Affine<N>>> {
+        let f = &self.fp;
         let count = 1usize << (w - 2);
-        let one = Jacobian {
-            x: p.x,
-            y: p.y,
-            z: self.fp.one(),
+        let two = self.double(p);
+        let z2 = f.sqr(&two.z);
+        let two_iso = Affine { x: two.x, y: two.y };
+        let mut acc = Jacobian {
+            x: f.mul(&p.x, &z2),
+            y: f.mul(&p.y, &f.mul(&z2, &two.z)),
+            z: p.z,
         };
-        let two = self.to_affine(&self.double(&one))?;
         let mut points = Vec::with_capacity(count);
-        let mut acc = one;
         for _ in 0..count {
-            points.push(acc);
-            acc = self.add_affine(&acc, &two);
+            points.push(Jacobian {
+                z: f.mul(&acc.z, &two.z),
+                ..acc
+            });
+            acc = self.add_affine(&acc, &two_iso);
         }
         self.normalize(&points)
     }
 
     /// u1·G + u2·Q, with `q_table` the odd multiples of Q for width `Q_WINDOW`.
     fn lincomb(&self, u1: &Fe<N>, u2: &Fe<N>, q_table: &[Affine<N>]) -> Jacobian<N> {
-        let (d1, d2) = (wnaf(u1, G_WINDOW), wnaf(u2, Q_WINDOW));
-        let mut acc = Jacobian::INFINITY;
-        let digits = d1
+        self.multi_mul(&[(u1, G_WINDOW, &self.g_table), (u2, Q_WINDOW, q_table)])
+    }
+
+    /// u1·G + u2·Q with each scalar split at k = 16N bits, u = u_hi·2^k + u_lo: as
+    /// u1_lo·G + u1_hi·(2^k G) + u2_lo·Q + u2_hi·(2^k Q), half the doublings.
+    fn lincomb_split(
+        &self,
+        u1: &Fe<N>,
+        u2: &Fe<N>,
+        q_table: &[Affine<N>],
+        q_hi_table: &[Affine<N>],
+    ) -> Jacobian<N> {
+        let ((u1_lo, u1_hi), (u2_lo, u2_hi)) = (halves(u1), halves(u2));
+        self.multi_mul(&[
+            (u1_lo, G_WINDOW, &self.g_table),
+            (u1_hi, G_WINDOW, self.g_hi_table()),
+            (u2_lo, Q_WINDOW, q_table),
+            (u2_hi, Q_WINDOW, q_hi_table),
+        ])
+    }
+
+    /// Σ k_i·P_i, each scalar with its w-NAF width and table of odd multiples of P_i, in one
+    /// pass over the digits (shared doublings).
+    fn multi_mul(&self, terms: &[(&[u32], u32, &[Affine<N>])]) -> Jacobian<N> {
+        let streams: Vec<(Vec<i8>, &[Affine<N>])> = terms
             .iter()
-            .zip(&d2)
-            .rev()
-            .skip_while(|(a, b)| **a == 0 && **b == 0);
-        for (&a, &b) in digits {
-            acc = self.double(&acc);
-            if let Some(point) = self.select(&self.g_table, a) {
-                acc = self.add_affine(&acc, &point);
+            .map(|&(k, w, table)| (wnaf(k, w), table))
+            .collect();
+        let len = streams.iter().map(|(d, _)| d.len()).max().unwrap_or(0);
+        let mut acc = Jacobian::INFINITY;
+        for i in (0..len).rev() {
+            // Doubling ∞ gives ∞: skipping it saves the leading zero digits.
+            if !acc.is_infinity() {
+                acc = self.double(&acc);
             }
-            if let Some(point) = self.select(q_table, b) {
-                acc = self.add_affine(&acc, &point);
+            for (digits, table) in &streams {
+                let digit = digits.get(i).copied().unwrap_or(0);
+                if let Some(point) = self.select(table, digit) {
+                    acc = self.add_affine(&acc, &point);
+                }
             }
         }
         acc
@@ -309,7 +376,7 @@ impl<const N: usize> Curve<N> {
 
     /// A public key from its affine coordinates (big-endian, exactly the field size): each
     /// below p, the point on the curve (which also rules out the identity).
-    fn public_key(&self, x: &[u8], y: &[u8]) -> Option<Vec<Affine<N>>> {
+    fn public_key(&self, x: &[u8], y: &[u8]) -> Option<Key<N>> {
         let point = Affine {
             x: self.fp.to_mont(&self.fp.decode(x)?),
             y: self.fp.to_mont(&self.fp.decode(y)?),
@@ -317,11 +384,28 @@ impl<const N: usize> Curve<N> {
         if !self.on_curve(&point) {
             return None;
         }
-        self.odd_multiples(&point, Q_WINDOW)
+        Some(Key {
+            table: self.odd_multiples(&self.jacobian(&point), Q_WINDOW)?,
+            hi_table: OnceLock::new(),
+            used: OnceLock::new(),
+        })
+    }
+
+    /// u1·G + u2·Q for `key`: split from the key's second verification on (see `Key`).
+    fn key_lincomb(&self, key: &Key<N>, u1: &Fe<N>, u2: &Fe<N>) -> Jacobian<N> {
+        if key.used.set(()).is_ok() {
+            return self.lincomb(u1, u2, &key.table);
+        }
+        let hi_table = key.hi_table.get_or_init(|| {
+            let q = key.table.first().map(|q| self.jacobian(q));
+            q.and_then(|q| self.shifted_table(&q, Q_WINDOW))
+                .unwrap_or_default()
+        });
+        self.lincomb_split(u1, u2, &key.table, hi_table)
     }
 
     /// ECDSA verification of `sig` = r‖s over a digest as long as the field.
-    fn verify(&self, q_table: &[Affine<N>], digest: &[u8], sig: &[u8]) -> bool {
+    fn verify(&self, key: &Key<N>, digest: &[u8], sig: &[u8]) -> bool {
         if sig.len() != 8 * N {
             return false;
         }
@@ -348,7 +432,7 @@ impl<const N: usize> Curve<N> {
         // Montgomery one is ordinary: u1 = e·w, u2 = r·w mod n.
         let w = self.fn_.invert(&self.fn_.to_mont(&s));
         let (u1, u2) = (self.fn_.mul(&e, &w), self.fn_.mul(&r, &w));
-        let point = self.lincomb(&u1, &u2, q_table);
+        let point = self.key_lincomb(key, &u1, &u2);
         if point.is_infinity() {
             return false;
         }
@@ -371,11 +455,17 @@ impl<const N: usize> Curve<N> {
     }
 }
 
-/// The width-w NAF of k, least significant digit first: odd digits in (-2^(w-1), 2^(w-1)), each
-/// followed by at least w-1 zeros; 32N + 1 digits hold any k < 2^(32N).
-fn wnaf<const N: usize>(k: &Fe<N>, w: u32) -> Vec<i8> {
+/// (low, high) halves of a scalar's limbs.
+fn halves<const N: usize>(k: &Fe<N>) -> (&[u32], &[u32]) {
+    // N is even; the fallback (all low, no high) would still be the same scalar.
+    k.split_at_checked(N / 2).unwrap_or((k, &[]))
+}
+
+/// The width-w NAF of k (limbs), least significant digit first: odd digits in
+/// (-2^(w-1), 2^(w-1)), each followed by at least w-1 zeros; 32·len + 1 digits hold any k.
+fn wnaf(k: &[u32], w: u32) -> Vec<i8> {
+    let mut digits = vec![0i8; 32 * k.len() + 1];
     let mut k: Vec<u32> = k.iter().copied().chain(iter::once(0)).collect();
-    let mut digits = vec![0i8; 32 * N + 1];
     let (window, half) = (1i32 << w, 1i32 << (w - 1));
     for d in digits.iter_mut() {
         let low = k.first().copied().unwrap_or(0);
@@ -415,13 +505,25 @@ fn add_small(k: &mut [u32], v: u32, subtract: bool) {
     }
 }
 
-/// A P-256 public key, ready to verify ES256 (its table of odd multiples).
+/// A parsed public key Q: its table of odd multiples, and that of 2^(16N)·Q for split scalars.
+/// The second table costs 16N doublings, about what one split verification saves, so it is
+/// built at the key's second verification: an instance that verifies once per key (Workers,
+/// one instance per request) never pays for it, nor for the table of 2^(16N)·G.
 #[derive(Clone)]
-pub(crate) struct P256Key(Vec<Affine<8>>);
+struct Key<const N: usize> {
+    table: Vec<Affine<N>>,
+    hi_table: OnceLock<Vec<Affine<N>>>,
+    /// Set by the first verification.
+    used: OnceLock<()>,
+}
+
+/// A P-256 public key, ready to verify ES256.
+#[derive(Clone)]
+pub(crate) struct P256Key(Key<8>);
 
 /// A P-384 public key, ready to verify ES384.
 #[derive(Clone)]
-pub(crate) struct P384Key(Vec<Affine<12>>);
+pub(crate) struct P384Key(Key<12>);
 
 impl P256Key {
     /// From the big-endian affine coordinates, each exactly 32 bytes.
@@ -514,33 +616,102 @@ mod tests {
         let mut three = [0u32; N];
         three[0] = 3;
         assert!(same(c, &mul(c, &three, &g), &c.g_table[1]));
-        // lincomb agrees with the reference, including the sums that meet P + P and P + (-P).
-        let q_table = c.odd_multiples(&two_g, Q_WINDOW).unwrap();
+        // The tables of 2^k·G and 2^k·Q, k = 16N: odd multiples of the reference 2^k·P.
+        let mut two_k = [0u32; N];
+        two_k[N / 2] = 1;
+        let g_hi = c.to_affine(&mul(c, &two_k, &g)).unwrap();
+        let two_g_hi = c.to_affine(&mul(c, &two_k, &two_g)).unwrap();
+        for (table, base) in [(c.g_hi_table(), g_hi), (&c.g_table[..], g)] {
+            assert_eq!(table.len(), 1 << (G_WINDOW - 2));
+            for (i, p) in table.iter().enumerate() {
+                let mut k = [0u32; N];
+                k[0] = 2 * i as u32 + 1;
+                assert!(same(c, &mul(c, &k, &base), p), "{i}");
+            }
+        }
+        let q_table = c.odd_multiples(&c.jacobian(&two_g), Q_WINDOW).unwrap();
+        let q_hi_table = c.shifted_table(&c.jacobian(&two_g), Q_WINDOW).unwrap();
+        assert_eq!(q_hi_table.len(), 1 << (Q_WINDOW - 2));
+        assert!(same(c, &c.jacobian(&q_hi_table[0]), &two_g_hi));
+        assert!(same(c, &mul(c, &three, &two_g_hi), &q_hi_table[1]));
+        // Both paths agree with the reference, including the sums that meet P + P and
+        // P + (-P), and scalars at the split point.
         let mut one = [0u32; N];
         one[0] = 1;
-        let cases: [(Fe<N>, Fe<N>); 5] = [
+        let mut two_k_minus_1 = [0u32; N];
+        two_k_minus_1[..N / 2].fill(u32::MAX);
+        let mut mixed = n_minus_1;
+        mixed[N / 2 - 1] = 0;
+        mixed[N / 2] ^= 0x8000_0001;
+        let cases: [(Fe<N>, Fe<N>); 11] = [
             (one, one),
             (n_minus_2, one),
             (three, n_minus_1),
             (n_minus_1, n_minus_1),
             (n_minus_2, n_minus_2),
+            (two_k, two_k_minus_1),
+            (two_k_minus_1, two_k),
+            (two_k, n_minus_2),
+            (mixed, three),
+            ([0; N], two_k),
+            (two_k_minus_1, [0; N]),
         ];
         for (u1, u2) in cases {
-            let want = c.add_affine(
-                &mul(c, &u1, &g),
-                &c.to_affine(&mul(c, &u2, &two_g)).unwrap(),
-            );
-            let got = c.lincomb(&u1, &u2, &q_table);
-            match c.to_affine(&want) {
-                None => assert!(got.is_infinity()),
-                Some(want) => assert!(same(c, &got, &want)),
+            let (a, b) = (mul(c, &u1, &g), mul(c, &u2, &two_g));
+            let want = match c.to_affine(&b) {
+                Some(b) => c.add_affine(&a, &b),
+                None => a,
+            };
+            let plain = c.lincomb(&u1, &u2, &q_table);
+            let split = c.lincomb_split(&u1, &u2, &q_table, &q_hi_table);
+            for got in [plain, split] {
+                match c.to_affine(&want) {
+                    None => assert!(got.is_infinity()),
+                    Some(want) => assert!(same(c, &got, &want)),
+                }
             }
         }
-        // (n-2)·G + 1·(2G) = ∞
-        assert!(c.lincomb(&n_minus_2, &one, &q_table).is_infinity());
-        // 0·G + u2·Q
-        assert!(same(c, &c.lincomb(&[0; N], &one, &q_table), &two_g));
-        assert!(c.lincomb(&[0; N], &[0; N], &q_table).is_infinity());
+        for lincomb in [
+            |c: &Curve<N>, u1: &Fe<N>, u2: &Fe<N>, q: &[Affine<N>], _: &[Affine<N>]| {
+                c.lincomb(u1, u2, q)
+            },
+            |c: &Curve<N>, u1: &Fe<N>, u2: &Fe<N>, q: &[Affine<N>], q_hi: &[Affine<N>]| {
+                c.lincomb_split(u1, u2, q, q_hi)
+            },
+        ] {
+            let f = |u1: &Fe<N>, u2: &Fe<N>| lincomb(c, u1, u2, &q_table, &q_hi_table);
+            // (n-2)·G + 1·(2G) = ∞
+            assert!(f(&n_minus_2, &one).is_infinity());
+            // 0·G + u2·Q
+            assert!(same(c, &f(&[0; N], &one), &two_g));
+            assert!(f(&[0; N], &[0; N]).is_infinity());
+            // 2^(k+1)·G + (n - 2^k)·(2G) = ∞
+            let mut n_minus_two_k = n;
+            mont::sub_assign(&mut n_minus_two_k, &two_k);
+            let mut two_k1 = [0u32; N];
+            two_k1[N / 2] = 2;
+            assert!(f(&two_k1, &n_minus_two_k).is_infinity());
+        }
+        // Random-ish scalars: split and plain agree (and both are u1·G + u2·(2G)).
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..8 {
+            let mut u = [[0u32; N]; 2];
+            for limb in u.iter_mut().flatten() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *limb = (x >> 16) as u32;
+            }
+            let [u1, u2] = u.map(|mut k| {
+                if !mont::less_than(&k, &n) {
+                    mont::sub_assign(&mut k, &n);
+                }
+                k
+            });
+            let plain = c.to_affine(&c.lincomb(&u1, &u2, &q_table)).unwrap();
+            let split = c.lincomb_split(&u1, &u2, &q_table, &q_hi_table);
+            assert!(same(c, &split, &plain));
+        }
     }
 
     #[test]
@@ -558,6 +729,12 @@ mod tests {
         let n = P256_PARAMS.n;
         for k in [n, [0xffff_ffff; 8], [1, 0, 0, 0, 0, 0, 0, 0], [0; 8]] {
             for w in [2, 5, 7] {
+                let (lo, hi) = halves(&k);
+                assert_eq!((lo, hi), (&k[..4], &k[4..]));
+                // A half scalar's digits are the same as those of the zero-extended half.
+                let mut lo8 = [0u32; 8];
+                lo8[..4].copy_from_slice(lo);
+                assert_eq!(wnaf(lo, w)[..], wnaf(&lo8, w)[..129]);
                 let digits = wnaf(&k, w);
                 // Σ d_i 2^i by Horner's rule on signed 32-bit limbs must give k back.
                 let mut acc = [0i64; 9];
@@ -623,12 +800,18 @@ mod tests {
             let (x, y) = coords(&k);
             let key = P256Key::from_coordinates(&x, &y).unwrap();
             let sig = k.sign_input(b"message");
+            // The first verification takes the plain path, the next ones the split one.
             assert!(key.verify(b"message", &sig));
+            assert!(key.0.hi_table.get().is_none());
             assert!(!key.verify(b"messagE", &sig));
+            assert!(key.0.hi_table.get().is_some());
+            assert!(key.verify(b"message", &sig));
+            assert!(key.clone().verify(b"message", &sig));
             let k = TestKey::es384(seed);
             let (x, y) = coords(&k);
             let key = P384Key::from_coordinates(&x, &y).unwrap();
             let sig = k.sign_input(b"message");
+            assert!(key.verify(b"message", &sig));
             assert!(key.verify(b"message", &sig));
             let mut bad = sig.clone();
             bad[95] ^= 1;
