@@ -443,13 +443,8 @@ impl<const N: usize> Curve<N> {
             return true;
         }
         let mut r_plus_n = [0u32; N];
-        let mut carry = 0u64;
-        for ((o, &a), &b) in r_plus_n.iter_mut().zip(&r).zip(n) {
-            let v = u64::from(a) + u64::from(b) + carry;
-            *o = v as u32;
-            carry = v >> 32;
-        }
-        carry == 0
+        let carry = mont::add_into(&mut r_plus_n, &r, n);
+        !carry
             && mont::less_than(&r_plus_n, f.modulus())
             && f.mul(&f.to_mont(&r_plus_n), &z2) == point.x
     }

@@ -65,7 +65,7 @@ pub(crate) fn less_than(a: &[u32], b: &[u32]) -> bool {
 }
 
 /// out = a + b; returns the carry.
-fn add_into(out: &mut [u32], a: &[u32], b: &[u32]) -> bool {
+pub(crate) fn add_into(out: &mut [u32], a: &[u32], b: &[u32]) -> bool {
     let mut carry = 0u64;
     for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
         let v = u64::from(x) + u64::from(y) + carry;
