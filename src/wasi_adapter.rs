@@ -50,9 +50,6 @@ struct InstanceState {
 
 thread_local! {
     static STATE: RefCell<InstanceState> = RefCell::new(InstanceState::default());
-    // Taken once and kept: jco's preview2-shim hands out one shared stderr stream and closes it
-    // when any handle to it is dropped, so a handle per line would log only the first line.
-    static STDERR: wasi::io::streams::OutputStream = wasi::cli::stderr::get_stderr();
 }
 
 const WRITE_CHUNK: usize = 4096;
@@ -92,9 +89,7 @@ impl Guest for Component {
         line.push('\n');
         // Straight to wasi:cli/stderr, not through std::io (whose machinery and error texts cost
         // ~8 KB of component). A failed write is ignored: logging must never fail the request.
-        STDERR.with(|stderr| {
-            let _ = stderr.blocking_write_and_flush(line.as_bytes());
-        });
+        let _ = wasi::cli::stderr::get_stderr().blocking_write_and_flush(line.as_bytes());
         write_reply(response_out, &outcome.reply);
     }
 }

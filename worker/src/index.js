@@ -14,7 +14,7 @@ import { getCoreModule } from "../gen/core-modules.js";
 import { createCli } from "@bytecodealliance/preview2-shim/cli";
 import { monotonicClock, wallClock } from "@bytecodealliance/preview2-shim/clocks";
 import { handleIncomingRequest, outgoingHandler, types } from "@bytecodealliance/preview2-shim/http";
-import { error, poll, streams } from "@bytecodealliance/preview2-shim/io";
+import { error, outputStreamCreate, poll, streams } from "@bytecodealliance/preview2-shim/io";
 import { insecureSeed } from "@bytecodealliance/preview2-shim/random";
 import {
   allowedOrigins,
@@ -24,6 +24,7 @@ import {
   staleAfterMs,
   wachtVars,
 } from "./policy.js";
+import { guestOutput } from "./stdio.js";
 
 // The shim fetches with preview2-shim's `globalThis.fetch(url, init)`. Redirects are not followed:
 // wasi:http hands 3xx answers to the guest, and following one could leave the allowlist.
@@ -99,15 +100,16 @@ async function serve(request, vars, key, env) {
 }
 
 async function createInstance(vars) {
-  // createCli gives each instance its own environment and its own stdout/stderr.
-  const cli = createCli({ environment: vars, stdout: lines(), stderr: lines() });
+  // Each instance has its own environment and its own stdout/stderr line buffers.
+  const cli = createCli({ environment: vars });
+  const output = guestOutput(outputStreamCreate);
   const allowed = allowedOrigins(vars);
   const exports = await instantiate(getCoreModule, {
     "wasi:cli/environment": cli.environment,
     "wasi:cli/exit": cli.exit,
-    "wasi:cli/stderr": cli.stderr,
+    "wasi:cli/stderr": output.stderr,
     "wasi:cli/stdin": cli.stdin,
-    "wasi:cli/stdout": cli.stdout,
+    "wasi:cli/stdout": output.stdout,
     "wasi:cli/terminal-input": cli.terminalInput,
     "wasi:cli/terminal-output": cli.terminalOutput,
     "wasi:cli/terminal-stderr": cli.terminalStderr,
@@ -128,31 +130,6 @@ async function createInstance(vars) {
     "wasi:random/insecure-seed": insecureSeed,
   });
   return { handle: exports.incomingHandler.handle };
-}
-
-// The guest's output, one console.log per complete line. (The stock console stream also emits
-// on every flush, and Rust's stderr flushes each write: a line would arrive in pieces.) The
-// guest writes one access-log line per request to stderr; it is information, not an error,
-// so it is logged at "log" level.
-function lines() {
-  const decoder = new TextDecoder();
-  let pending = "";
-  return {
-    write(bytes) {
-      pending += decoder.decode(bytes, { stream: true });
-      let newline;
-      while ((newline = pending.indexOf("\n")) >= 0 || pending.length > 8192) {
-        const end = newline >= 0 ? newline : 8192;
-        console.log(pending.slice(0, end).replace(/\r$/, ""));
-        pending = pending.slice(end + (newline >= 0 ? 1 : 0));
-      }
-    },
-    blockingFlush() {},
-    drop() {
-      if (pending) console.log(pending);
-      pending = "";
-    },
-  };
 }
 
 function failure(code, message, status = 502, headers = {}) {
