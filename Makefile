@@ -2,7 +2,11 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 PORT ?= 8080
+# The portable component: jwt-simple inside, imports only wasi:* (wasmtime serve, Spin).
 WASM := target/wasm32-wasip2/release/wacht_admin.wasm
+# The same crate for hosts with native crypto: imports wacht:admin/verifier (make serve: ring).
+# Its own target dir, so the two feature sets do not rebuild each other.
+WASM_HOST_VERIFIER := target/host-verifier/wasm32-wasip2/release/wacht_admin.wasm
 
 .PHONY: build test lint setup serve bench worker-build worker-dev deploy
 
@@ -10,16 +14,20 @@ WASM := target/wasm32-wasip2/release/wacht_admin.wasm
 setup:
 	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
 
-## build: the component, target/wasm32-wasip2/release/wacht_admin.wasm
+## build: the portable component ($(WASM)) and the host-verifier one ($(WASM_HOST_VERIFIER))
 build: setup
 	$(CARGO) build --target wasm32-wasip2 --release
-	@stat -c '%s bytes  %n' $(WASM)
+	$(CARGO) build --target wasm32-wasip2 --release --no-default-features --features host-verifier \
+		--target-dir target/host-verifier
+	@stat -c '%s bytes  %n' $(WASM) $(WASM_HOST_VERIFIER)
 
 ## lint: formatting and clippy (native and wasm32), warnings are errors
 lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --target wasm32-wasip2 -p wacht-admin --lib -- -D warnings
+	$(CARGO) clippy --target wasm32-wasip2 -p wacht-admin --lib --no-default-features \
+		--features host-verifier --target-dir target/host-verifier -- -D warnings
 
 ## test: unit tests, Wycheproof vectors, the real .wasm in wasmtime, the Worker in real workerd
 # (worker-build builds the component first; cargo test --workspace includes tests/workers.rs)
@@ -34,7 +42,7 @@ test: worker-build
 # target/wasmtime-cache, so later starts take ~10 ms.
 serve: build
 	$(CARGO) build --profile host -p wacht-admin-host --bin wacht-admin-host
-	PORT=$(PORT) target/host/wacht-admin-host --wasm $(WASM) --cache-dir target/wasmtime-cache
+	PORT=$(PORT) target/host/wacht-admin-host --wasm $(WASM_HOST_VERIFIER) --cache-dir target/wasmtime-cache
 
 ## bench: req/s and p50/p99 at 1 and 16 connections, wrk at 4, upstream alone, ES256 cost, cold start, JWKS calls
 bench: build
@@ -42,7 +50,7 @@ bench: build
 		$$([ "$$(id -u)" = 0 ] || echo sudo) apt-get install -y -qq wrk; } || \
 		echo "bench: wrk could not be installed; the Rust load generator runs alone"
 	$(CARGO) build --profile host -p wacht-admin-host --bins
-	target/host/wacht-admin-bench --wasm $(WASM) --cache-dir target/wasmtime-cache
+	target/host/wacht-admin-bench --wasm $(WASM_HOST_VERIFIER) --cache-dir target/wasmtime-cache
 	@echo; echo "== The Worker in workerd: pool vs one instance per request =="
 	$(MAKE) --no-print-directory worker-build >/dev/null
 	$(CARGO) test --test workers bench -- --ignored --nocapture
@@ -62,7 +70,7 @@ worker/node_modules/.package-lock.json: worker/package.json worker/package-lock.
 
 ## worker-build: component + jco transpile (worker/gen/) + the exact upload (worker/dist/, via wrangler deploy --dry-run)
 worker-build: build worker/node_modules/.package-lock.json
-	$(WORKER_ENV) node worker/build.mjs $(WASM)
+	$(WORKER_ENV) node worker/build.mjs $(WASM_HOST_VERIFIER)
 	rm -rf worker/dist
 	$(WORKER_ENV) wrangler deploy --dry-run --outdir worker/dist
 	@cd worker/dist && t=0 && g=0 && for f in $$(ls | grep -v -e '\.map$$' -e '^README\.md$$'); do \

@@ -17,7 +17,7 @@
 //!   issuers) win when present and not `null`, else the nested `permissions.organization` /
 //!   `permissions.workspace` (as the JS SDK's `??`); `null` means empty; entries must be strings.
 
-use crate::json::{self, Map, Value};
+use serde_json::{Map, Value};
 
 /// What the caller supplies: the core never reads a clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,7 +67,7 @@ pub enum ClaimsError {
 
 /// Checks a verified payload against `rules` and extracts the claims.
 pub fn check(payload: &[u8], rules: &ClaimRules) -> Result<Claims, ClaimsError> {
-    let claims = json::parse_object(payload).map_err(|_| ClaimsError::NotJson)?;
+    let claims = crate::jwt::json_object(payload).map_err(|_| ClaimsError::NotJson)?;
 
     let exp = match claims.get("exp") {
         None | Some(Value::Null) => return Err(ClaimsError::MissingExp),
@@ -126,11 +126,14 @@ fn numeric_date(v: &Value, round: Round) -> Option<u64> {
     let Value::Number(n) = v else {
         return None;
     };
-    // Saturates: a date beyond u64 seconds is "never".
-    let (floor, ceil) = n.floor_ceil(0)?;
+    if let Some(secs) = n.as_u64() {
+        return Some(secs);
+    }
+    let f = n.as_f64().filter(|f| f.is_finite() && *f >= 0.0)?;
+    // `as` saturates: a date beyond u64 seconds is "never".
     Some(match round {
-        Round::Down => floor,
-        Round::Up => ceil,
+        Round::Down => f.floor() as u64,
+        Round::Up => f.ceil() as u64,
     })
 }
 
@@ -140,9 +143,7 @@ fn id(claims: &Map<String, Value>, name: &'static str) -> Result<Option<String>,
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.is_empty() => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(Value::Number(n)) if n.as_u64().is_some() || n.as_i64().is_some() => {
-            Ok(Some(n.as_str().to_owned()))
-        }
+        Some(Value::Number(n)) if n.is_u64() || n.is_i64() => Ok(Some(n.to_string())),
         Some(_) => Err(ClaimsError::InvalidClaim(name)),
     }
 }
@@ -186,7 +187,7 @@ fn string_list(list: &Value, name: &'static str) -> Result<Vec<String>, ClaimsEr
 )]
 mod tests {
     use super::*;
-    use serde_json::{Value, json};
+    use serde_json::json;
     use wacht_standin::tokens::session_claims;
 
     const ISS: &str = "https://frontend.example.com";

@@ -8,6 +8,7 @@
 use base64::Engine as _;
 
 use crate::jwks::KeySet;
+use crate::signature::Verifier;
 
 pub const DEFAULT_BACKEND_API_URL: &str = "https://api.wacht.dev";
 pub const DEFAULT_GATEWAY_URL: &str = "https://gateway.wacht.dev";
@@ -167,7 +168,8 @@ impl std::fmt::Debug for Config {
 impl Config {
     /// Builds the configuration from `(name, value)` pairs (the process environment in the
     /// component; a literal list in tests). Empty values count as unset.
-    pub fn from_vars<I, K, V>(vars: I) -> Result<Config, ConfigError>
+    /// An inline `WACHT_JWKS` is imported into `verifier` here, once.
+    pub fn from_vars<I, K, V>(vars: I, verifier: &dyn Verifier) -> Result<Config, ConfigError>
     where
         I: IntoIterator<Item = (K, V)>,
         K: AsRef<str>,
@@ -230,7 +232,7 @@ impl Config {
         // Parsed here, once per instance: a broken inline set fails every request, not only
         // session requests, and no request parses it again.
         let inline_jwks = var("WACHT_JWKS")
-            .map(|raw| KeySet::parse(raw.as_bytes()))
+            .map(|raw| KeySet::parse(raw.as_bytes(), verifier))
             .transpose()
             .map_err(|_| ConfigError::InvalidJwks("WACHT_JWKS"))?;
         let client_ip_header = match var("WACHT_CLIENT_IP_HEADER")
@@ -281,6 +283,7 @@ impl Config {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+    use crate::signature::Portable;
 
     fn pk(url: &str) -> String {
         format!(
@@ -333,7 +336,7 @@ mod tests {
 
     #[test]
     fn defaults_apply_and_missing_values_surface_where_needed() {
-        let cfg = Config::from_vars([("WACHT_API_KEY", "sk_x")]).unwrap();
+        let cfg = Config::from_vars([("WACHT_API_KEY", "sk_x")], &Portable).unwrap();
         assert_eq!(cfg.api_key().unwrap(), "sk_x");
         assert_eq!(cfg.backend_api.origin(), "https://api.wacht.dev");
         assert_eq!(cfg.gateway.origin(), "https://gateway.wacht.dev");
@@ -346,7 +349,7 @@ mod tests {
             Err(ConfigError::Missing("WACHT_PUBLISHABLE_KEY"))
         );
 
-        let cfg = Config::from_vars([("WACHT_API_KEY", "  ")]).unwrap();
+        let cfg = Config::from_vars([("WACHT_API_KEY", "  ")], &Portable).unwrap();
         assert_eq!(cfg.api_key(), Err(ConfigError::Missing("WACHT_API_KEY")));
     }
 
@@ -362,7 +365,8 @@ mod tests {
             ("WACHT_REQUIRED_PERMISSIONS", " , "),
         ];
         for (name, value) in cases {
-            let err = Config::from_vars([("WACHT_API_KEY", secret), (name, value)]).unwrap_err();
+            let err = Config::from_vars([("WACHT_API_KEY", secret), (name, value)], &Portable)
+                .unwrap_err();
             let msg = err.to_string();
             assert!(msg.contains(name), "{msg}");
             assert!(!msg.contains(value.trim()) || value.trim().is_empty() || value == "0");
@@ -372,14 +376,17 @@ mod tests {
 
     #[test]
     fn lists_and_urls_are_parsed() {
-        let cfg = Config::from_vars([
-            (
-                "WACHT_REQUIRED_PERMISSIONS",
-                "deployment:read, deployment:admin",
-            ),
-            ("WACHT_BACKEND_API_URL", "http://127.0.0.1:9000/prefix/"),
-            ("OTHER", "ignored"),
-        ])
+        let cfg = Config::from_vars(
+            [
+                (
+                    "WACHT_REQUIRED_PERMISSIONS",
+                    "deployment:read, deployment:admin",
+                ),
+                ("WACHT_BACKEND_API_URL", "http://127.0.0.1:9000/prefix/"),
+                ("OTHER", "ignored"),
+            ],
+            &Portable,
+        )
         .unwrap();
         assert_eq!(
             cfg.required_permissions,
@@ -392,7 +399,7 @@ mod tests {
 
     #[test]
     fn debug_never_prints_the_api_key() {
-        let cfg = Config::from_vars([("WACHT_API_KEY", "sk_very_secret")]).unwrap();
+        let cfg = Config::from_vars([("WACHT_API_KEY", "sk_very_secret")], &Portable).unwrap();
         assert!(!format!("{cfg:?}").contains("sk_very_secret"));
     }
 }

@@ -9,12 +9,13 @@ use crate::claims::{ClaimRules, Claims};
 use crate::config::{BaseUrl, ClientIpHeader, Config, ConfigError};
 use crate::credentials::{self, Credential, CredentialError};
 use crate::error::{Error, Reply};
-use crate::gateway;
+use crate::gateway::{self, GatewayError};
 use crate::jwks::KeySet;
 use crate::jwks_cache::JwksCache;
 use crate::jwt;
 use crate::protect::{self, Requirements};
 use crate::request::{self, Route, UsersQuery};
+use crate::signature::Verifier;
 use crate::upstream::{Method, OutRequest, OutResponse, Service, TransportError, Upstream};
 
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
@@ -87,6 +88,8 @@ pub struct Context<'a> {
     /// Unix time in seconds.
     pub now: u64,
     pub jwks: &'a mut JwksCache,
+    /// Imports fetched JWKS keys: the host's native crypto, or the portable verifier.
+    pub verifier: &'a dyn Verifier,
     pub upstream: &'a mut dyn Upstream,
 }
 
@@ -245,7 +248,7 @@ impl Flow<'_> {
                 max_body_bytes: MAX_JWKS_BYTES,
             })
             .and_then(|resp| match resp.status {
-                200 => Ok(KeySet::parse(&resp.body)?),
+                200 => Ok(KeySet::parse(&resp.body, self.ctx.verifier)?),
                 other => Err(Error::JwksStatus(other)),
             });
         match fetched {
@@ -274,7 +277,7 @@ impl Flow<'_> {
             user_agent: req.user_agent(),
             required_permissions: &config.gateway_permissions,
         };
-        let body = check.body();
+        let body = check.body().map_err(|_| GatewayError::Malformed)?;
         let resp = self.send(OutRequest {
             service: Service::Gateway,
             method: Method::Post,

@@ -9,6 +9,7 @@
 use super::*;
 use crate::config::ClientIpHeader;
 use crate::jwks_cache::{MAX_STALE_SECS, REFETCH_INTERVAL_SECS, TTL_SECS};
+use crate::signature::Portable;
 use serde_json::{Value, json};
 use wacht_standin::tokens::{TestKey, jwks, session_claims};
 
@@ -100,7 +101,7 @@ fn jwks_once_then(jwk: Value, then: fn() -> Result<OutResponse, TransportError>)
 fn config(extra: &[(&str, &str)]) -> Result<Config, ConfigError> {
     let mut vars = vec![("WACHT_API_KEY", API_KEY), ("WACHT_PUBLISHABLE_KEY", PK)];
     vars.extend_from_slice(extra);
-    Config::from_vars(vars)
+    Config::from_vars(vars, &Portable)
 }
 
 fn headers(pairs: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
@@ -130,6 +131,7 @@ fn run(
             config: cfg,
             now,
             jwks: cache,
+            verifier: &Portable,
             upstream: up,
         },
     )
@@ -676,7 +678,7 @@ fn requests_refused_before_any_upstream_call() {
         let o = once(target, &hdrs, &cfg, &mut up);
         assert_eq!(o.reply.status, status, "{target}");
     }
-    let missing_key = Config::from_vars([("WACHT_PUBLISHABLE_KEY", PK)]);
+    let missing_key = Config::from_vars([("WACHT_PUBLISHABLE_KEY", PK)], &Portable);
     let o = once(
         "/admin/users",
         &[("x-api-key", "ak_1")],

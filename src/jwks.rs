@@ -6,22 +6,23 @@
 //! publishes an encryption key or an HMAC secret still works with its signing keys.
 
 use std::fmt;
+use std::rc::Rc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Map, Value};
 
-use crate::crypto::ecdsa::{P256Key, P384Key};
-use crate::crypto::rsa::RsaPublicKey;
-use crate::json::{Map, Value};
+use crate::signature::{PublicParams, Verifier, VerifyingKey};
 
 /// Documents over this size are refused unparsed (a JWKS with a few keys is ~1 KiB).
 pub const MAX_JWKS_BYTES: usize = 64 * 1024;
 /// Sets with more entries are refused: a token without `kid` is tried against every key of its type.
 pub const MAX_KEYS: usize = 32;
 const MIN_RSA_BITS: usize = 2048;
-const MAX_RSA_BITS: usize = 8192;
-/// Upper bound on the RSA public exponent; real keys use 65537.
-const MAX_RSA_EXPONENT: u64 = u32::MAX as u64;
+/// jwt-simple's bound, so every host accepts the same keys (ring and WebCrypto take up to 8192).
+const MAX_RSA_BITS: usize = 4096;
+/// The one RSA public exponent accepted, as in jwt-simple: every real JWKS key uses it.
+const RSA_EXPONENT: [u8; 3] = [1, 0, 1];
 
 /// A signature algorithm this core verifies; decided by the key type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,33 +54,26 @@ impl Alg {
     }
 }
 
-/// A parsed verifying key.
-#[derive(Clone)]
-pub(crate) enum PublicKey {
-    Es256(P256Key),
-    Es384(P384Key),
-    Rs256(RsaPublicKey),
-}
-
-/// One usable key of the set.
+/// One usable key of the set, imported once into the host's (or the portable) verifier.
 #[derive(Clone)]
 pub struct Jwk {
     pub kid: Option<String>,
-    key: PublicKey,
+    alg: Alg,
+    /// The one signature length this key accepts: r‖s for ECDSA, the modulus size for RSA.
+    signature_len: usize,
+    key: Rc<dyn VerifyingKey>,
 }
 
 impl Jwk {
     /// The only algorithm this key verifies.
     pub fn alg(&self) -> Alg {
-        match self.key {
-            PublicKey::Es256(_) => Alg::Es256,
-            PublicKey::Es384(_) => Alg::Es384,
-            PublicKey::Rs256(_) => Alg::Rs256,
-        }
+        self.alg
     }
 
-    pub(crate) fn public_key(&self) -> &PublicKey {
-        &self.key
+    /// Does `signature` verify `message` under this key? Any other length than the key's own is
+    /// refused here, before the provider sees it, so every host refuses the same signatures.
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        signature.len() == self.signature_len && self.key.verify(message, signature)
     }
 }
 
@@ -117,12 +111,12 @@ pub enum JwksError {
 }
 
 impl KeySet {
-    /// Parses a JWK Set document (RFC 7517 §5).
-    pub fn parse(json: &[u8]) -> Result<KeySet, JwksError> {
+    /// Parses a JWK Set document (RFC 7517 §5) and imports its usable keys into `verifier`.
+    pub fn parse(json: &[u8], verifier: &dyn Verifier) -> Result<KeySet, JwksError> {
         if json.len() > MAX_JWKS_BYTES {
             return Err(JwksError::TooLarge);
         }
-        let doc = crate::json::parse(json).map_err(|_| JwksError::NotJson)?;
+        let doc: Value = serde_json::from_slice(json).map_err(|_| JwksError::NotJson)?;
         let entries = doc
             .get("keys")
             .and_then(Value::as_array)
@@ -132,7 +126,7 @@ impl KeySet {
         }
         let mut keys: Vec<Jwk> = Vec::with_capacity(entries.len());
         for entry in entries {
-            let Some(jwk) = entry.as_object().and_then(parse_jwk) else {
+            let Some(jwk) = entry.as_object().and_then(|e| parse_jwk(e, verifier)) else {
                 continue;
             };
             // Two usable keys under one kid make `kid` selection ambiguous: fail closed, as
@@ -179,7 +173,7 @@ impl KeySet {
 }
 
 /// One JWK → a usable key, or `None` to skip it.
-fn parse_jwk(jwk: &Map<String, Value>) -> Option<Jwk> {
+fn parse_jwk(jwk: &Map<String, Value>, verifier: &dyn Verifier) -> Option<Jwk> {
     // Optional members must have the right type when present; a malformed key is not used.
     let kid = match jwk.get("kid") {
         None => None,
@@ -199,23 +193,39 @@ fn parse_jwk(jwk: &Map<String, Value>) -> Option<Jwk> {
             return None;
         }
     }
-    let key = match str_member(jwk, "kty")? {
+    let (alg, size) = match str_member(jwk, "kty")? {
         "EC" => match str_member(jwk, "crv")? {
-            "P-256" => PublicKey::Es256(p256_key(jwk)?),
-            "P-384" => PublicKey::Es384(p384_key(jwk)?),
+            "P-256" => (Alg::Es256, 32),
+            "P-384" => (Alg::Es384, 48),
             _ => return None,
         },
-        "RSA" => PublicKey::Rs256(rsa_key(jwk)?),
+        "RSA" => (Alg::Rs256, 0),
         _ => return None,
     };
-    let parsed = Jwk { kid, key };
     // `alg`, when present, must name the algorithm the key type implies (RFC 7517 §4.4).
     match jwk.get("alg") {
         None => {}
-        Some(Value::String(alg)) if alg == parsed.alg().name() => {}
+        Some(Value::String(name)) if name == alg.name() => {}
         Some(_) => return None,
     }
-    Some(parsed)
+    let (key, signature_len) = match alg {
+        Alg::Es256 | Alg::Es384 => {
+            let (x, y) = coordinates(jwk, size)?;
+            let params = PublicParams::Ec { alg, x: &x, y: &y };
+            (verifier.import(params)?, 2 * size)
+        }
+        Alg::Rs256 => {
+            let (n, e) = (b64_member(jwk, "n")?, b64_member(jwk, "e")?);
+            let (n, e) = rsa_components(&n, &e)?;
+            (verifier.import(PublicParams::Rsa { n, e })?, n.len())
+        }
+    };
+    Some(Jwk {
+        kid,
+        alg,
+        signature_len,
+        key,
+    })
 }
 
 fn str_member<'a>(jwk: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
@@ -228,45 +238,22 @@ fn b64_member(jwk: &Map<String, Value>, name: &str) -> Option<Vec<u8>> {
 }
 
 /// The coordinates `x` and `y`, each exactly the field size, as RFC 7518 §6.2.1.2 requires.
+/// Whether the point is on the curve is the verifier's check, at import.
 fn coordinates(jwk: &Map<String, Value>, len: usize) -> Option<(Vec<u8>, Vec<u8>)> {
     let (x, y) = (b64_member(jwk, "x")?, b64_member(jwk, "y")?);
     (x.len() == len && y.len() == len).then_some((x, y))
 }
 
-// The point is taken from its affine coordinates, with the checks SEC1 decoding of an
-// uncompressed point makes: each coordinate below the field modulus, and the point on the curve
-// (which also excludes the identity, the only point without affine coordinates). No point
-// decompression (a modular square root, which a JWK never needs).
-
-fn p256_key(jwk: &Map<String, Value>) -> Option<P256Key> {
-    let (x, y) = coordinates(jwk, 32)?;
-    P256Key::from_coordinates(&x, &y)
-}
-
-fn p384_key(jwk: &Map<String, Value>) -> Option<P384Key> {
-    let (x, y) = coordinates(jwk, 48)?;
-    P384Key::from_coordinates(&x, &y)
-}
-
-fn rsa_key(jwk: &Map<String, Value>) -> Option<RsaPublicKey> {
-    let (n, e) = (b64_member(jwk, "n")?, b64_member(jwk, "e")?);
-    // An even modulus or exponent is no RSA key; e = 1 would make every message its own signature.
-    let odd = |bytes: &[u8]| bytes.last().is_some_and(|b| b & 1 == 1);
-    if !odd(&n) || !odd(&e) {
-        return None;
-    }
-    // Leading zero octets are tolerated (some libraries emit one) and dropped, so the modulus is
-    // stored at its own size and the arithmetic is no wider than it must be.
-    let (n, e) = (trim_zeros(&n), trim_zeros(&e));
-    // An exponent of more than 8 octets is far above the bound.
-    let e = (e.len() <= 8).then(|| e.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)))?;
-    if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bit_len(n))
-        || !(3..=MAX_RSA_EXPONENT).contains(&e)
-        || roca::is_vulnerable(n)
-    {
-        return None;
-    }
-    RsaPublicKey::new(n, e)
+/// The RSA key policy, the same on every host: an odd modulus of 2048 to 4096 bits that is not
+/// ROCA-weak, and e = 65537. Leading zero octets (some libraries emit one) are dropped, so the
+/// modulus length is the signature length.
+fn rsa_components<'a>(n: &'a [u8], e: &'a [u8]) -> Option<(&'a [u8], &'a [u8])> {
+    let (n, e) = (trim_zeros(n), trim_zeros(e));
+    let ok = n.last().is_some_and(|b| b & 1 == 1)
+        && (MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bit_len(n))
+        && e == RSA_EXPONENT
+        && !roca::is_vulnerable(n);
+    ok.then_some((n, e))
 }
 
 /// A big-endian integer without its leading zero octets.
@@ -332,11 +319,12 @@ mod roca {
 )]
 mod tests {
     use super::*;
-    use serde_json::{Value, json};
+    use crate::signature::Portable;
+    use serde_json::json;
     use wacht_standin::tokens::{TestKey, b64url, jwks};
 
     fn parse(v: &Value) -> Result<KeySet, JwksError> {
-        KeySet::parse(&serde_json::to_vec(v).unwrap())
+        KeySet::parse(&serde_json::to_vec(v).unwrap(), &Portable)
     }
 
     fn one(jwk: Value) -> Result<KeySet, JwksError> {
@@ -374,8 +362,14 @@ mod tests {
 
     #[test]
     fn documents_that_are_not_key_sets_are_errors() {
-        assert_eq!(KeySet::parse(b"not json").unwrap_err(), JwksError::NotJson);
-        assert_eq!(KeySet::parse(b"").unwrap_err(), JwksError::NotJson);
+        assert_eq!(
+            KeySet::parse(b"not json", &Portable).unwrap_err(),
+            JwksError::NotJson
+        );
+        assert_eq!(
+            KeySet::parse(b"", &Portable).unwrap_err(),
+            JwksError::NotJson
+        );
         for doc in [
             json!([]),
             json!({}),
@@ -395,9 +389,15 @@ mod tests {
     fn size_and_count_are_bounded() {
         let mut big = br#"{"keys":[]}"#.to_vec();
         big.resize(MAX_JWKS_BYTES + 1, b' ');
-        assert_eq!(KeySet::parse(&big).unwrap_err(), JwksError::TooLarge);
+        assert_eq!(
+            KeySet::parse(&big, &Portable).unwrap_err(),
+            JwksError::TooLarge
+        );
         big.truncate(MAX_JWKS_BYTES);
-        assert_eq!(KeySet::parse(&big).unwrap_err(), JwksError::NoUsableKeys);
+        assert_eq!(
+            KeySet::parse(&big, &Portable).unwrap_err(),
+            JwksError::NoUsableKeys
+        );
 
         let jwk = TestKey::es256(1).public_jwk();
         let keys: Vec<Value> = (0..MAX_KEYS).map(|_| jwk.clone()).collect();
@@ -532,8 +532,17 @@ mod tests {
         let mut n0 = vec![0u8];
         n0.extend_from_slice(&n);
         assert!(one(rsa_jwk(&n0, &[1, 0, 1])).is_ok());
-        assert!(one(rsa_jwk(&n, &[3])).is_ok());
-        for e in [&[1u8][..], &[0], &[], &[1, 0, 0], &[2], &[1, 0, 0, 0, 1]] {
+        assert!(one(rsa_jwk(&n, &[0, 1, 0, 1])).is_ok());
+        for e in [
+            &[1u8][..],
+            &[0],
+            &[],
+            &[1, 0, 0],
+            &[2],
+            &[3],
+            &[1, 0, 0, 0, 1],
+            &[1, 0, 3],
+        ] {
             assert_eq!(
                 one(rsa_jwk(&n, e)).unwrap_err(),
                 JwksError::NoUsableKeys,
@@ -550,8 +559,8 @@ mod tests {
         let mut even = n.clone();
         even[255] &= 0xfe;
         assert!(one(rsa_jwk(&even, &[1, 0, 1])).is_err());
-        // 8192 bits accepted, 8200 refused (odd values; these need not be real moduli to parse).
-        let mut big = vec![0xffu8; 1024];
+        // 4096 bits accepted, 4104 refused (odd values; these need not be real moduli to parse).
+        let mut big = vec![0xffu8; 512];
         assert!(one(rsa_jwk(&big, &[1, 0, 1])).is_ok());
         big.push(0xff);
         assert!(one(rsa_jwk(&big, &[1, 0, 1])).is_err());

@@ -9,10 +9,13 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::{Map, Value};
 
 use crate::claims::{self, ClaimRules, Claims, ClaimsError};
-use crate::json::{self, Value};
-use crate::jwks::{Alg, Jwk, KeySet, PublicKey};
+use crate::jwks::{Alg, Jwk, KeySet};
 
 /// Tokens longer than this are rejected before any parsing (Wacht's are ~600 bytes).
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -56,9 +59,10 @@ impl TokenError {
 }
 
 /// Is this bearer value meant as a JWS? Three dot-separated base64url segments whose first
-/// decodes to a JSON object. Routes the value: JWT-shaped → session auth, else → the gateway.
-/// Linear in the input, never panics; anything JWT-shaped goes to session auth, where it fails
-/// with a precise error (an oversized JWT is refused there, not sent to the gateway).
+/// decodes to something that opens a JSON object (`{`). Routes the value: JWT-shaped → session
+/// auth, else → the gateway. A JWT-shaped value whose header is broken JSON (a lone surrogate,
+/// nesting past the depth limit, a duplicate member) is still a session token, refused here
+/// with 401: session tokens never leave the component. Linear in the input, never panics.
 pub fn looks_like_jwt(s: &str) -> bool {
     let Ok((header, payload, signature)) = split(s) else {
         return false;
@@ -70,10 +74,11 @@ pub fn looks_like_jwt(s: &str) -> bool {
     if !b64url(header) || !b64url(payload) || !b64url(signature) {
         return false;
     }
-    match URL_SAFE_NO_PAD.decode(header) {
-        Ok(header) => json::parse_object(&header).is_ok(),
-        Err(_) => false,
-    }
+    URL_SAFE_NO_PAD.decode(header).is_ok_and(|json| {
+        json.iter()
+            .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+            .is_some_and(|&b| b == b'{')
+    })
 }
 
 /// A compact JWS that passed every check that needs no key: size, segments, strict base64url,
@@ -189,16 +194,10 @@ pub fn verify(token: &str, keys: &KeySet, rules: &ClaimRules) -> Result<Claims, 
 }
 
 /// The raw signature check, with the key's own algorithm. ECDSA signatures are r‖s (P1363):
-/// exactly 64 bytes for ES256, 96 for ES384, with 0 < r, s < n; high-S is accepted, as JWS and
-/// Wycheproof expect. RS256 is RSASSA-PKCS1-v1_5 with SHA-256, the signature exactly as long as
-/// the modulus, compared against the one correct encoding (no ASN.1 parsing).
+/// exactly 64 bytes for ES256, 96 for ES384; high-S is accepted, as JWS and Wycheproof expect.
+/// RS256 is RSASSA-PKCS1-v1_5 with SHA-256, the signature exactly as long as the modulus.
 pub fn verify_raw(key: &Jwk, signing_input: &[u8], signature: &[u8]) -> Result<(), TokenError> {
-    let verified = match key.public_key() {
-        PublicKey::Es256(pk) => pk.verify(signing_input, signature),
-        PublicKey::Es384(pk) => pk.verify(signing_input, signature),
-        PublicKey::Rs256(pk) => pk.verify_sha256(signing_input, signature),
-    };
-    if verified {
+    if key.verify(signing_input, signature) {
         Ok(())
     } else {
         Err(TokenError::BadSignature)
@@ -227,26 +226,58 @@ struct Header {
 }
 
 impl Header {
-    fn parse(header: &[u8]) -> Result<Header, TokenError> {
-        // Read as serde's struct derive read it: an object whose other members are skipped,
-        // and a repeated `alg`, `kid` or `crit` is refused, so no parser disagreement over
-        // which one counts. A member is `None` only when absent: `"crit": null` is present.
-        let [alg, kid, crit] = json::parse_fields(header, ["alg", "kid", "crit"])
-            .map_err(|_| TokenError::Malformed("header is not a JSON object"))?;
-        let alg = match alg {
-            Some(Value::String(alg)) => alg,
+    fn parse(json: &[u8]) -> Result<Header, TokenError> {
+        let header =
+            json_object(json).map_err(|_| TokenError::Malformed("header is not a JSON object"))?;
+        let alg = match header.get("alg") {
+            Some(Value::String(alg)) => alg.clone(),
             _ => return Err(TokenError::Malformed("alg")),
         };
-        let kid = match kid {
+        let kid = match header.get("kid") {
             None => None,
-            Some(Value::String(kid)) => Some(kid),
+            Some(Value::String(kid)) => Some(kid.clone()),
             Some(_) => return Err(TokenError::Malformed("kid")),
         };
         // Any `crit` is refused: a valid one names extensions we do not implement, and an
-        // empty or non-array one is invalid (RFC 7515 §4.1.11).
-        let crit = crit.is_some();
+        // empty, `null` or non-array one is invalid (RFC 7515 §4.1.11).
+        let crit = header.contains_key("crit");
         Ok(Header { alg, kid, crit })
     }
+}
+
+/// A JSON object with no member named twice, for JWS headers and JWT claim sets. RFC 7515 §5.2
+/// allows either refusing duplicates or taking the last; refusing means no other parser on the
+/// token's way can read a different `alg`, `exp` or `sub` than this one did.
+pub(crate) fn json_object(json: &[u8]) -> Result<Map<String, Value>, serde_json::Error> {
+    struct Unique(Map<String, Value>);
+    struct UniqueVisitor;
+
+    impl<'de> Visitor<'de> for UniqueVisitor {
+        type Value = Unique;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut members: A) -> Result<Unique, A::Error> {
+            let mut map = Map::new();
+            while let Some(name) = members.next_key::<String>()? {
+                if map.contains_key(&name) {
+                    return Err(de::Error::custom("duplicate member"));
+                }
+                map.insert(name, members.next_value()?);
+            }
+            Ok(Unique(map))
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Unique {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_map(UniqueVisitor)
+        }
+    }
+
+    serde_json::from_slice::<Unique>(json).map(|u| u.0)
 }
 
 #[cfg(test)]
@@ -258,14 +289,15 @@ impl Header {
 )]
 mod tests {
     use super::*;
-    use serde_json::{Value, json};
+    use crate::signature::Portable;
+    use serde_json::json;
     use wacht_standin::tokens::{TestKey, b64url, hs256, jwks, session_claims};
 
     const ISS: &str = "https://frontend.example.com";
     const NOW: u64 = 1_800_000_000;
 
     fn set(keys: &[&TestKey]) -> KeySet {
-        KeySet::parse(&serde_json::to_vec(&jwks(keys)).unwrap()).unwrap()
+        KeySet::parse(&serde_json::to_vec(&jwks(keys)).unwrap(), &Portable).unwrap()
     }
 
     fn claims() -> Value {
@@ -421,19 +453,13 @@ mod tests {
         let key = TestKey::es256(1);
         let keys = set(&[&key]);
         let token = key.token(&claims());
-        let sig = URL_SAFE_NO_PAD.decode(&parts(&token)[2]).unwrap();
-        // s' = n - s, big-endian, with n the P-256 group order.
-        let n = hex32("ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551");
-        let mut other = sig.clone();
-        let mut borrow = 0i16;
-        for i in (0..32).rev() {
-            let d = i16::from(n[i]) - i16::from(sig[32 + i]) - borrow;
-            other[32 + i] = d.rem_euclid(256) as u8;
-            borrow = i16::from(d < 0);
-        }
-        assert_eq!(borrow, 0);
-        assert_ne!(other, sig);
-        assert!(verify_signature(&with_signature(&token, &other), &keys).is_ok());
+        let sig =
+            p256::ecdsa::Signature::from_slice(&URL_SAFE_NO_PAD.decode(&parts(&token)[2]).unwrap())
+                .unwrap();
+        let (r, s) = sig.split_scalars();
+        let other = p256::ecdsa::Signature::from_scalars(r, -s).unwrap();
+        assert_ne!(other.to_bytes(), sig.to_bytes());
+        assert!(verify_signature(&with_signature(&token, &other.to_bytes()), &keys).is_ok());
     }
 
     #[test]

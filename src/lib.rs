@@ -4,9 +4,8 @@
 //! - `request`: routing and query validation
 //! - `credentials`: which credential a request carries
 //! - `jwks`, `jwt`, `claims`: where the session JWT is checked
-//! - `crypto`: verify-only ECDSA P-256/P-384 and RSA PKCS#1 v1.5 (our own, for size)
+//! - `signature`: the signature primitive, from the host (wacht:admin/verifier) or jwt-simple
 //! - `protect`: the permission rules of `auth.protect`
-//! - `json`: the strict JSON reader and writer the others use
 //! - `gateway`: API keys / OAuth tokens checked through the Wacht gateway
 //! - `backend`: the users call to the Wacht backend API
 //! - `handler`: the request flow, over an `Upstream` trait
@@ -16,16 +15,15 @@ pub mod backend;
 pub mod claims;
 pub mod config;
 pub mod credentials;
-mod crypto;
 pub mod error;
 pub mod gateway;
 pub mod handler;
-pub mod json;
 pub mod jwks;
 pub mod jwks_cache;
 pub mod jwt;
 pub mod protect;
 pub mod request;
+pub mod signature;
 pub mod upstream;
 
 #[cfg(target_arch = "wasm32")]

@@ -8,17 +8,69 @@ use crate::config::{Config, ConfigError};
 use crate::error::Reply;
 use crate::handler::{self, Context, Incoming};
 use crate::jwks_cache::JwksCache;
+use crate::signature::Verifier;
 use crate::upstream::{Method as OutMethod, OutRequest, OutResponse, TransportError, Upstream};
 
 // The generated bindings are FFI glue and need `unsafe`; the adapter code below needs none.
 #[allow(unsafe_code)]
 mod bindings {
-    wit_bindgen::generate!({
-        path: "wit",
-        world: "wacht-admin",
-        // The world also lists the imports Rust std needs; bind them too rather than map each.
-        generate_all,
-    });
+    // The world also lists the imports Rust std needs; bind them too rather than map each.
+    #[cfg(not(feature = "host-verifier"))]
+    wit_bindgen::generate!({ path: "wit", world: "wacht-admin", generate_all });
+    #[cfg(feature = "host-verifier")]
+    wit_bindgen::generate!({ path: "wit", world: "wacht-admin-host-verifier", generate_all });
+}
+
+#[cfg(not(any(feature = "host-verifier", feature = "portable-verifier")))]
+compile_error!("the component needs a verifier: feature `portable-verifier` or `host-verifier`");
+
+/// Signatures: the host's native crypto when the world imports it, else jwt-simple in here.
+#[cfg(feature = "host-verifier")]
+const VERIFIER: &dyn Verifier = &host_verifier::HostVerifier;
+#[cfg(not(feature = "host-verifier"))]
+const VERIFIER: &dyn Verifier = &crate::signature::Portable;
+
+#[cfg(feature = "host-verifier")]
+mod host_verifier {
+    use std::rc::Rc;
+
+    use super::bindings::wacht::admin::verifier::{self as host, EcPoint, PublicKey, RsaPublicKey};
+    use crate::jwks::Alg;
+    use crate::signature::{PublicParams, Verifier, VerifyingKey};
+
+    pub struct HostVerifier;
+
+    impl Verifier for HostVerifier {
+        fn import(&self, params: PublicParams<'_>) -> Option<Rc<dyn VerifyingKey>> {
+            let key = match params {
+                PublicParams::Ec { alg, x, y } => {
+                    let point = EcPoint {
+                        x: x.to_vec(),
+                        y: y.to_vec(),
+                    };
+                    match alg {
+                        Alg::Es256 => PublicKey::Es256(point),
+                        Alg::Es384 => PublicKey::Es384(point),
+                        Alg::Rs256 => return None,
+                    }
+                }
+                PublicParams::Rsa { n, e } => PublicKey::Rs256(RsaPublicKey {
+                    n: n.to_vec(),
+                    e: e.to_vec(),
+                }),
+            };
+            let key = host::import_key(&key).ok()?;
+            Some(Rc::new(HostKey(key)))
+        }
+    }
+
+    struct HostKey(host::VerifyingKey);
+
+    impl VerifyingKey for HostKey {
+        fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+            self.0.verify(message, signature)
+        }
+    }
 }
 
 #[allow(unsafe_code)]
@@ -66,7 +118,7 @@ impl Guest for Component {
 
         let outcome = STATE.with_borrow_mut(|state| {
             let config = state.config.get_or_insert_with(|| {
-                Config::from_vars(wasi::cli::environment::get_environment())
+                Config::from_vars(wasi::cli::environment::get_environment(), VERIFIER)
             });
             let incoming = Incoming {
                 method: &method,
@@ -79,6 +131,7 @@ impl Guest for Component {
                     config,
                     now,
                     jwks: &mut state.jwks,
+                    verifier: VERIFIER,
                     upstream: &mut WasiUpstream,
                 },
             )

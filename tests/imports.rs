@@ -1,11 +1,13 @@
-//! The component must run on any WASI 0.2 HTTP host: it may import only `wasi:*@0.2.*`
-//! interfaces (no Spin, Fermyon or other host-specific import) and must export
-//! `wasi:http/incoming-handler@0.2.*`.
+//! The portable component (`make build`'s artifact) must run on any WASI 0.2 HTTP host: it may
+//! import only `wasi:*@0.2.*` interfaces (no Spin, Fermyon or other host-specific import) and
+//! must export `wasi:http/incoming-handler@0.2.*`. The host-verifier build imports exactly one
+//! interface more, `wacht:admin/verifier`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
 use anyhow::ensure;
+use common::Build;
 use wacht_admin_host::wasmtime::component::Component;
 
 /// `wasi:<package>/<interface>@0.2.<patch>`.
@@ -40,11 +42,33 @@ fn name_check_is_strict() {
     assert!(!is_wasi_0_2("wasi:http/types"));
 }
 
+const VERIFIER: &str = "wacht:admin/verifier@0.1.0";
+
 #[test]
-fn imports_only_wasi_0_2_and_exports_the_incoming_handler() -> anyhow::Result<()> {
-    let path = common::wasm_path()?;
+fn portable_build_imports_only_wasi_0_2_and_exports_the_incoming_handler() -> anyhow::Result<()> {
+    let foreign = check_build(Build::Portable)?;
+    ensure!(
+        foreign.is_empty(),
+        "imports outside wasi:*@0.2.*: {foreign:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn host_verifier_build_imports_the_verifier_and_otherwise_only_wasi() -> anyhow::Result<()> {
+    let foreign = check_build(Build::HostVerifier)?;
+    ensure!(
+        foreign == [VERIFIER],
+        "imports outside wasi:*@0.2.*: {foreign:?}"
+    );
+    Ok(())
+}
+
+/// The build's shape; returns its imports outside `wasi:*@0.2.*`.
+fn check_build(build: Build) -> anyhow::Result<Vec<String>> {
+    let path = common::wasm_path_of(build)?;
     // Through the host's engine, so the compiled code comes from the on-disk cache.
-    let engine = common::component()?.engine().clone();
+    let engine = common::component_of(build)?.engine().clone();
     let component = Component::from_file(&engine, &path)?;
     let ty = component.component_type();
 
@@ -59,11 +83,11 @@ fn imports_only_wasi_0_2_and_exports_the_incoming_handler() -> anyhow::Result<()
         println!("  {name}");
     }
 
-    let foreign: Vec<&String> = imports.iter().filter(|n| !is_wasi_0_2(n)).collect();
-    ensure!(
-        foreign.is_empty(),
-        "imports outside wasi:*@0.2.*: {foreign:?}"
-    );
+    let foreign: Vec<String> = imports
+        .iter()
+        .filter(|n| !is_wasi_0_2(n))
+        .cloned()
+        .collect();
     ensure!(
         imports
             .iter()
@@ -85,5 +109,5 @@ fn imports_only_wasi_0_2_and_exports_the_incoming_handler() -> anyhow::Result<()
         ambient.is_empty(),
         "unexpected ambient-authority imports: {ambient:?}"
     );
-    Ok(())
+    Ok(foreign)
 }

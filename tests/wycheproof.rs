@@ -9,6 +9,10 @@
 //   other valid ones (HS*, PS*, RS384/512, ES512) are counted as rejected by policy.
 // - ECDSA P1363 files: `verify_raw`, the function the JWS layer uses, on raw r‖s signatures:
 //   every `invalid` rejected, every `valid` accepted.
+// - Each file runs once per native verifier: `Portable` (jwt-simple, what the portable component
+//   carries) and `Ring` (what the native host provides). `tests/http_verifiers.rs` runs the JWS
+//   vectors through both builds of the component in wasmtime, `tests/workers.rs` through
+//   WebCrypto in workerd.
 //
 // Run with `--nocapture` to see the counts.
 
@@ -25,6 +29,10 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 use wacht_admin::jwks::{Alg, KeySet};
 use wacht_admin::jwt::{verify_raw, verify_signature};
+use wacht_admin::signature::{Portable, Verifier};
+use wacht_admin_host::verifier::Ring;
+
+const VERIFIERS: [(&str, &dyn Verifier); 2] = [("jwt-simple", &Portable), ("ring", &Ring)];
 
 fn vectors_dir() -> Option<PathBuf> {
     let dir = match std::env::var_os("WYCHEPROOF_DIR") {
@@ -55,7 +63,7 @@ fn load(dir: &Path, name: &str) -> Value {
 
 /// The group's key(s) as a public JWK Set: `public` if given, else `private` with the private
 /// members removed. Returns the parse result: unusable sets (HMAC secrets, P-521, …) are `Err`.
-fn group_keyset(group: &Value) -> Result<KeySet, String> {
+fn group_keyset(group: &Value, verifier: &dyn Verifier) -> Result<KeySet, String> {
     let doc = group
         .get("public")
         .or_else(|| group.get("private"))
@@ -72,7 +80,7 @@ fn group_keyset(group: &Value) -> Result<KeySet, String> {
         }
     }
     let doc = serde_json::to_vec(&json!({ "keys": keys })).unwrap();
-    KeySet::parse(&doc).map_err(|e| format!("{e:?}"))
+    KeySet::parse(&doc, verifier).map_err(|e| format!("{e:?}"))
 }
 
 /// The header `alg` of a compact JWS, if it has a readable one.
@@ -96,12 +104,12 @@ struct Counts {
     failures: Vec<String>,
 }
 
-fn run_jws_file(dir: &Path, name: &str) -> Counts {
+fn run_jws_file(dir: &Path, name: &str, verifier: &dyn Verifier) -> Counts {
     let file = load(dir, name);
     let mut counts = Counts::default();
     let mut seen = 0;
     for group in file["testGroups"].as_array().expect("testGroups") {
-        let keyset = group_keyset(group);
+        let keyset = group_keyset(group, verifier);
         for test in group["tests"].as_array().expect("tests") {
             seen += 1;
             let id = test["tcId"].as_u64().unwrap_or(0);
@@ -173,20 +181,26 @@ fn assert_clean(name: &str, counts: &Counts) {
 fn json_web_signature_vectors() {
     let Some(dir) = vectors_dir() else { return };
     let name = "json_web_signature_test.json";
-    let counts = run_jws_file(&dir, name);
-    assert_clean(name, &counts);
-    // ES256 and RS256 groups hold supported valid vectors: rejecting everything must fail here.
-    assert!(counts.valid_accepted >= 10, "{counts:?}");
-    assert!(counts.invalid_rejected >= 300, "{counts:?}");
+    for (label, verifier) in VERIFIERS {
+        eprintln!("{label}:");
+        let counts = run_jws_file(&dir, name, verifier);
+        assert_clean(name, &counts);
+        // ES256 and RS256 groups hold supported valid vectors: rejecting everything must fail.
+        assert!(counts.valid_accepted >= 10, "{label}: {counts:?}");
+        assert!(counts.invalid_rejected >= 300, "{label}: {counts:?}");
+    }
 }
 
 #[test]
 fn json_web_key_vectors() {
     let Some(dir) = vectors_dir() else { return };
     let name = "json_web_key_test.json";
-    let counts = run_jws_file(&dir, name);
-    assert_clean(name, &counts);
-    assert!(counts.valid_accepted >= 1, "{counts:?}");
+    for (label, verifier) in VERIFIERS {
+        eprintln!("{label}:");
+        let counts = run_jws_file(&dir, name, verifier);
+        assert_clean(name, &counts);
+        assert!(counts.valid_accepted >= 1, "{label}: {counts:?}");
+    }
 }
 
 fn hex(s: &str) -> Vec<u8> {
@@ -197,7 +211,25 @@ fn hex(s: &str) -> Vec<u8> {
         .collect()
 }
 
-fn run_p1363_file(dir: &Path, name: &str, crv: &str, sha: &str, field: usize, alg: Alg) {
+fn run_p1363_file(dir: &Path, name: &str, crv: &str, field: usize, alg: Alg) {
+    for (label, verifier) in VERIFIERS {
+        eprintln!("{label}:");
+        run_p1363_with(dir, name, crv, field, alg, verifier);
+    }
+}
+
+fn run_p1363_with(
+    dir: &Path,
+    name: &str,
+    crv: &str,
+    field: usize,
+    alg: Alg,
+    verifier: &dyn Verifier,
+) {
+    let sha = match alg {
+        Alg::Es384 => "SHA-384",
+        _ => "SHA-256",
+    };
     use base64::Engine as _;
     let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
     let file = load(dir, name);
@@ -214,7 +246,8 @@ fn run_p1363_file(dir: &Path, name: &str, crv: &str, sha: &str, field: usize, al
             }
         };
         let doc = serde_json::to_vec(&json!({ "keys": [jwk] })).unwrap();
-        let keys = KeySet::parse(&doc).unwrap_or_else(|e| panic!("{name}: group key: {e:?}"));
+        let keys =
+            KeySet::parse(&doc, verifier).unwrap_or_else(|e| panic!("{name}: group key: {e:?}"));
         let key = &keys.keys()[0];
         assert_eq!(key.alg(), alg);
         for test in group["tests"].as_array().expect("tests") {
@@ -253,7 +286,6 @@ fn ecdsa_p256_p1363_vectors() {
         &dir,
         "ecdsa_secp256r1_sha256_p1363_test.json",
         "P-256",
-        "SHA-256",
         32,
         Alg::Es256,
     );
@@ -266,7 +298,6 @@ fn ecdsa_p384_p1363_vectors() {
         &dir,
         "ecdsa_secp384r1_sha384_p1363_test.json",
         "P-384",
-        "SHA-384",
         48,
         Alg::Es384,
     );

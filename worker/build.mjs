@@ -1,6 +1,6 @@
 // Transpiles the wacht-admin component into worker/gen/ for the Worker shim.
 //
-//   node worker/build.mjs [path/to/wacht_admin.wasm]     (default: the release build)
+//   node worker/build.mjs [path/to/wacht_admin.wasm]     (default: the host-verifier build)
 //
 // Output (generated, never committed):
 //   gen/wacht_admin.js          jco glue: `instantiate(getCoreModule, imports)`
@@ -20,7 +20,10 @@ import { fileURLToPath } from "node:url";
 import { transpile } from "@bytecodealliance/jco";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const wasm = resolve(process.argv[2] ?? join(here, "../target/wasm32-wasip2/release/wacht_admin.wasm"));
+// The host-verifier build: signatures are checked by WebCrypto (src/verifier.js), not in wasm.
+const wasm = resolve(
+  process.argv[2] ?? join(here, "../target/host-verifier/wasm32-wasip2/release/wacht_admin.wasm"),
+);
 const out = join(here, "gen");
 const name = "wacht_admin";
 // wasm-opt level: WACHT_WORKER_OPT=s (default), z, 2, 3..., or 0 to skip it.
@@ -39,6 +42,10 @@ const features = [
   "--enable-sign-ext",
 ];
 
+const VERIFIER = "wacht:admin/verifier";
+const VERIFY_IMPORT_KEY = `${VERIFIER}#import-key`;
+const VERIFY_METHOD = `${VERIFIER}#[method]verifying-key.verify`;
+
 // The blocking WASI calls that suspend on a JS promise (JSPI), and the export that may suspend.
 // jco's CLI flags --async-wasi-imports/--async-wasi-exports stand for these lists; its library
 // API takes them spelled out.
@@ -51,6 +58,10 @@ const asyncImports = [
   "wasi:io/streams#[method]output-stream.blocking-write-and-flush",
   "wasi:io/streams#[method]output-stream.blocking-write-zeroes-and-flush",
   "wasi:io/streams#[method]output-stream.blocking-splice",
+  // WebCrypto is async. jco ignores a misspelled name here without a word, and a Promise given
+  // to a synchronous import reads as `true`: the glue check below is what keeps that out.
+  VERIFY_IMPORT_KEY,
+  VERIFY_METHOD,
 ];
 const asyncExports = ["wasi:http/incoming-handler#handle"];
 
@@ -74,14 +85,24 @@ const { files } = await transpile(bytes, {
   typescript: false,
   optimize,
   optArgs: [`-O${level}`, "--strip-debug", ...features],
-  // terser; wrangler's esbuild minifies the bundle once more.
-  minify: true,
+  // Not here: the glue is checked as jco wrote it (below); wrangler's esbuild minifies the bundle.
+  minify: false,
 });
 
 const glueName = `${name}.js`;
-// A string once jco has minified it, bytes otherwise.
 const glue =
   typeof files[glueName] === "string" ? files[glueName] : new TextDecoder().decode(files[glueName]);
+// The verifier's answers must be awaited inside a JSPI suspension: a Promise read synchronously
+// is truthy, and every tampered token would pass. jco says nothing when an async-import name does
+// not match, so the glue itself is checked.
+for (const [what, awaited] of [
+  [VERIFY_IMPORT_KEY, /await importKey\(/],
+  [VERIFY_METHOD, /await [\w$]+\.verify\(/],
+]) {
+  if (!awaited.test(glue)) {
+    throw new Error(`jco glue does not await ${what}: check asyncImports in worker/build.mjs`);
+  }
+}
 // The glue must suspend through JSPI; without it the first outgoing request would hang.
 if (!glue.includes("WebAssembly.Suspending") || !glue.includes("WebAssembly.promising")) {
   throw new Error("jco glue does not use JSPI: check the async options in worker/build.mjs");

@@ -51,6 +51,7 @@ pub mod outbound;
 pub mod pool;
 pub mod server;
 pub mod settings;
+pub mod verifier;
 
 pub use server::Server;
 pub use settings::{LogSink, Settings};
@@ -208,6 +209,10 @@ impl Component {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         fix_request_options_leak(&mut linker)?;
+        // Native signature checks for the host-verifier build; unused by the portable one.
+        verifier::add_to_linker(&mut linker, |state| verifier::VerifierView {
+            table: &mut state.table,
+        })?;
         let pre = ProxyPre::new(linker.instantiate_pre(&component)?)
             .map_err(anyhow::Error::from)
             .context("the component does not export wasi:http/incoming-handler")?;
@@ -648,7 +653,7 @@ impl Drop for EpochTicker {
 }
 
 /// Where `make build` writes the component, relative to the workspace root.
-pub const DEFAULT_WASM_PATH: &str = "target/wasm32-wasip2/release/wacht_admin.wasm";
+pub const DEFAULT_WASM_PATH: &str = "target/host-verifier/wasm32-wasip2/release/wacht_admin.wasm";
 
 #[cfg(test)]
 mod tests;

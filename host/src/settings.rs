@@ -26,7 +26,7 @@ Environment:
                       passed to the component (see the README); nothing else is
   PORT                port to listen on (default 8080)
   HOST                address to listen on (default 127.0.0.1; 0.0.0.0 or :: for all)
-  WACHT_ADMIN_WASM    the component (default target/wasm32-wasip2/release/wacht_admin.wasm)
+  WACHT_ADMIN_WASM    the component (default target/host-verifier/wasm32-wasip2/release/wacht_admin.wasm)
   WACHT_ADMIN_CACHE_DIR   compiled-code cache (default $XDG_CACHE_HOME/wacht-admin-host)
 
 Options:

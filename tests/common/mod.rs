@@ -22,7 +22,7 @@ use wacht_standin::tokens::{TestKey, session_claims};
 
 pub use wacht_standin::{Credential, Endpoint, Fault};
 
-const BUILD_HINT: &str = "run `make build` first (cargo build --target wasm32-wasip2 --release)";
+const BUILD_HINT: &str = "run `make build` first";
 
 /// The repository root (this package's manifest directory).
 pub fn repo_root() -> PathBuf {
@@ -42,21 +42,50 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| repo_root().join("target"))
 }
 
-/// `WACHT_ADMIN_WASM`, else where `make build` writes the component.
-/// Errors (with the build hint) when it is missing or older than the sources it is built from.
+/// The two builds `make build` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Build {
+    /// `--features host-verifier`: signatures verified by the host (ring here). What `make serve`
+    /// runs, so what most tests run.
+    HostVerifier,
+    /// The default features: jwt-simple inside the component, imports only `wasi:*`.
+    Portable,
+}
+
+impl Build {
+    fn relative_path(self) -> &'static str {
+        match self {
+            Build::HostVerifier => "host-verifier/wasm32-wasip2/release/wacht_admin.wasm",
+            Build::Portable => "wasm32-wasip2/release/wacht_admin.wasm",
+        }
+    }
+}
+
+/// The host-verifier build (what `make serve` runs); see [`wasm_path_of`].
 pub fn wasm_path() -> anyhow::Result<PathBuf> {
-    if let Some(path) = std::env::var_os("WACHT_ADMIN_WASM") {
+    wasm_path_of(Build::HostVerifier)
+}
+
+/// `WACHT_ADMIN_WASM` (host-verifier) / `WACHT_ADMIN_PORTABLE_WASM`, else where `make build`
+/// writes the component. Errors (with the build hint) when it is missing or older than the
+/// sources it is built from.
+pub fn wasm_path_of(build: Build) -> anyhow::Result<PathBuf> {
+    let override_var = match build {
+        Build::HostVerifier => "WACHT_ADMIN_WASM",
+        Build::Portable => "WACHT_ADMIN_PORTABLE_WASM",
+    };
+    if let Some(path) = std::env::var_os(override_var) {
         // An explicit artifact (e.g. from another build) is taken as it is: only its existence
         // is checked.
         let path = PathBuf::from(path);
         ensure!(
             path.is_file(),
-            "WACHT_ADMIN_WASM={} does not exist: {BUILD_HINT}",
+            "{override_var}={} does not exist: {BUILD_HINT}",
             path.display()
         );
         return Ok(path);
     }
-    let path = target_dir().join("wasm32-wasip2/release/wacht_admin.wasm");
+    let path = target_dir().join(build.relative_path());
     let built = std::fs::metadata(&path)
         .and_then(|m| m.modified())
         .map_err(|_| anyhow!("{} is missing: {BUILD_HINT}", path.display()))?;
@@ -107,19 +136,28 @@ fn source_files(wasm: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// The component, compiled once per test binary through the on-disk cache.
+/// The host-verifier component, compiled once per test binary through the on-disk cache.
 pub fn component() -> anyhow::Result<&'static Component> {
-    static COMPONENT: OnceLock<Result<Component, String>> = OnceLock::new();
-    COMPONENT
-        .get_or_init(|| {
-            let path = wasm_path().map_err(|e| format!("{e:#}"))?;
-            let started = std::time::Instant::now();
-            let c = Component::load(&path, &engine_options()).map_err(|e| format!("{e:#}"))?;
-            eprintln!("loaded {} in {:?}", path.display(), started.elapsed());
-            Ok(c)
-        })
-        .as_ref()
-        .map_err(|e| anyhow!("{e}"))
+    component_of(Build::HostVerifier)
+}
+
+/// Either build, compiled once per test binary through the on-disk cache.
+pub fn component_of(build: Build) -> anyhow::Result<&'static Component> {
+    static HOST_VERIFIER: OnceLock<Result<Component, String>> = OnceLock::new();
+    static PORTABLE: OnceLock<Result<Component, String>> = OnceLock::new();
+    let cell = match build {
+        Build::HostVerifier => &HOST_VERIFIER,
+        Build::Portable => &PORTABLE,
+    };
+    cell.get_or_init(|| {
+        let path = wasm_path_of(build).map_err(|e| format!("{e:#}"))?;
+        let started = std::time::Instant::now();
+        let c = Component::load(&path, &engine_options()).map_err(|e| format!("{e:#}"))?;
+        eprintln!("loaded {} in {:?}", path.display(), started.elapsed());
+        Ok(c)
+    })
+    .as_ref()
+    .map_err(|e| anyhow!("{e}"))
 }
 
 pub fn engine_options() -> EngineOptions {

@@ -1,6 +1,6 @@
 // The Cloudflare Worker in front of the wacht-admin component (a Module Worker).
 //
-// The component (target/wasm32-wasip2/release/wacht_admin.wasm) is transpiled by jco into
+// The component (its host-verifier build, target/host-verifier/…/wacht_admin.wasm) is transpiled by jco into
 // worker/gen/ (see build.mjs); this file supplies its WASI imports from the browser build of
 // @bytecodealliance/preview2-shim and adds what a Worker needs around it:
 //   - an instance pool: each instance serves one request at a time (JSPI-suspended instances
@@ -25,6 +25,7 @@ import {
   wachtVars,
 } from "./policy.js";
 import { guestOutput } from "./stdio.js";
+import { VerifyingKey, importKey } from "./verifier.js";
 
 // The shim fetches with preview2-shim's `globalThis.fetch(url, init)`. Redirects are not followed:
 // wasi:http hands 3xx answers to the guest, and following one could leave the allowlist.
@@ -128,6 +129,8 @@ async function createInstance(vars) {
     "wasi:io/poll": poll,
     "wasi:io/streams": streams,
     "wasi:random/insecure-seed": insecureSeed,
+    // Session-token signatures: WebCrypto, natively (verifier.js).
+    "wacht:admin/verifier": { VerifyingKey, importKey },
   });
   return { handle: exports.incomingHandler.handle };
 }
