@@ -36,9 +36,34 @@ impl<'a> ClaimRules<'a> {
     }
 }
 
+/// When a token may be used: `exp` rounded down, `nbf` rounded up, in whole Unix seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Validity {
+    pub expires: u64,
+    pub not_before: Option<u64>,
+}
+
+impl Validity {
+    /// The time rules alone: a verified token found in the token cache meets them again on
+    /// every use.
+    pub fn check(&self, now: u64, skew: u64) -> Result<(), ClaimsError> {
+        if now >= self.expires.saturating_add(skew) {
+            return Err(ClaimsError::Expired);
+        }
+        if self
+            .not_before
+            .is_some_and(|nbf| now.saturating_add(skew) < nbf)
+        {
+            return Err(ClaimsError::NotYetValid);
+        }
+        Ok(())
+    }
+}
+
 /// The claims the rest of the component uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claims {
+    pub validity: Validity,
     pub subject: String,
     pub session_id: Option<String>,
     pub organization: Option<String>,
@@ -80,12 +105,11 @@ pub fn check(payload: &[u8], rules: &ClaimRules) -> Result<Claims, ClaimsError> 
     if let Some(v) = claims.get("iat") {
         numeric_date(v, Round::Down).ok_or(ClaimsError::InvalidClaim("iat"))?;
     }
-    if rules.now >= exp.saturating_add(rules.skew) {
-        return Err(ClaimsError::Expired);
-    }
-    if nbf.is_some_and(|nbf| rules.now.saturating_add(rules.skew) < nbf) {
-        return Err(ClaimsError::NotYetValid);
-    }
+    let validity = Validity {
+        expires: exp,
+        not_before: nbf,
+    };
+    validity.check(rules.now, rules.skew)?;
     if claims.get("iss").and_then(Value::as_str) != Some(rules.issuer) {
         return Err(ClaimsError::BadIssuer);
     }
@@ -101,6 +125,7 @@ pub fn check(payload: &[u8], rules: &ClaimRules) -> Result<Claims, ClaimsError> 
         Some(_) => return Err(ClaimsError::InvalidClaim("permissions")),
     };
     Ok(Claims {
+        validity,
         subject,
         session_id,
         organization: id(&claims, "organization")?,
@@ -217,6 +242,10 @@ mod tests {
         assert_eq!(
             c,
             Claims {
+                validity: Validity {
+                    expires: NOW + 35,
+                    not_before: None,
+                },
                 subject: "1234567890".into(),
                 session_id: c.session_id.clone(),
                 organization: Some("42".into()),

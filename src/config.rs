@@ -15,6 +15,8 @@ pub const DEFAULT_GATEWAY_URL: &str = "https://gateway.wacht.dev";
 pub const DEFAULT_REQUIRED_PERMISSIONS: &str = "deployment:read";
 pub const DEFAULT_GATEWAY_PERMISSIONS: &str = "user:read";
 pub const DEFAULT_CLOCK_SKEW_SECS: u64 = 5;
+/// Verified session tokens kept per instance (`WACHT_TOKEN_CACHE_SIZE`; 0 turns the cache off).
+pub const DEFAULT_TOKEN_CACHE_SIZE: u64 = 1024;
 pub const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 10_000;
 
 #[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
@@ -147,6 +149,7 @@ pub struct Config {
     pub required_workspace: Option<String>,
     pub clock_skew_secs: u64,
     pub upstream_timeout_ms: u64,
+    pub token_cache_size: usize,
     pub client_ip_header: ClientIpHeader,
 }
 
@@ -263,6 +266,12 @@ impl Config {
                 1,
                 120_000,
             )?,
+            token_cache_size: number(
+                "WACHT_TOKEN_CACHE_SIZE",
+                DEFAULT_TOKEN_CACHE_SIZE,
+                0,
+                1_000_000,
+            )? as usize,
         })
     }
 
@@ -344,6 +353,7 @@ mod tests {
         assert_eq!(cfg.gateway_permissions, vec!["user:read"]);
         assert_eq!(cfg.clock_skew_secs, 5);
         assert_eq!(cfg.upstream_timeout_ms, 10_000);
+        assert_eq!(cfg.token_cache_size, 1024);
         assert_eq!(
             cfg.frontend_api(),
             Err(ConfigError::Missing("WACHT_PUBLISHABLE_KEY"))
@@ -351,6 +361,8 @@ mod tests {
 
         let cfg = Config::from_vars([("WACHT_API_KEY", "  ")], &Portable).unwrap();
         assert_eq!(cfg.api_key(), Err(ConfigError::Missing("WACHT_API_KEY")));
+        let off = Config::from_vars([("WACHT_TOKEN_CACHE_SIZE", "0")], &Portable).unwrap();
+        assert_eq!(off.token_cache_size, 0);
     }
 
     #[test]
@@ -363,6 +375,8 @@ mod tests {
             ("WACHT_CLOCK_SKEW_SECS", "-1"),
             ("WACHT_UPSTREAM_TIMEOUT_MS", "0"),
             ("WACHT_REQUIRED_PERMISSIONS", " , "),
+            ("WACHT_TOKEN_CACHE_SIZE", "1000001"),
+            ("WACHT_TOKEN_CACHE_SIZE", "-1"),
         ];
         for (name, value) in cases {
             let err = Config::from_vars([("WACHT_API_KEY", secret), (name, value)], &Portable)

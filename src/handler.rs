@@ -16,6 +16,7 @@ use crate::jwt;
 use crate::protect::{self, Requirements};
 use crate::request::{self, Route, UsersQuery};
 use crate::signature::Verifier;
+use crate::token_cache::TokenCache;
 use crate::upstream::{Method, OutRequest, OutResponse, Service, TransportError, Upstream};
 
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
@@ -88,6 +89,8 @@ pub struct Context<'a> {
     /// Unix time in seconds.
     pub now: u64,
     pub jwks: &'a mut JwksCache,
+    /// Verified session tokens, kept between requests like the JWKS.
+    pub tokens: &'a mut TokenCache,
     /// Imports fetched JWKS keys: the host's native crypto, or the portable verifier.
     pub verifier: &'a dyn Verifier,
     pub upstream: &'a mut dyn Upstream,
@@ -100,6 +103,8 @@ pub struct Outcome {
     pub credential: Option<&'static str>,
     pub gateway_request_id: Option<String>,
     pub upstream_status: Option<u16>,
+    /// `hit` or `miss` for a session token that reached the token cache; `None` otherwise.
+    pub token_cache: Option<&'static str>,
 }
 
 impl Outcome {
@@ -140,6 +145,7 @@ pub fn handle(req: &Incoming<'_>, ctx: Context<'_>) -> Outcome {
         credential: None,
         gateway_request_id: None,
         upstream_status: None,
+        token_cache: None,
     };
     let reply = flow.run(req).unwrap_or_else(|e| e.reply());
     Outcome {
@@ -147,6 +153,7 @@ pub fn handle(req: &Incoming<'_>, ctx: Context<'_>) -> Outcome {
         credential: flow.credential,
         gateway_request_id: flow.gateway_request_id,
         upstream_status: flow.upstream_status,
+        token_cache: flow.token_cache,
     }
 }
 
@@ -155,6 +162,7 @@ struct Flow<'a> {
     credential: Option<&'static str>,
     gateway_request_id: Option<String>,
     upstream_status: Option<u16>,
+    token_cache: Option<&'static str>,
 }
 
 impl Flow<'_> {
@@ -186,10 +194,37 @@ impl Flow<'_> {
             skew: config.clock_skew_secs,
         };
         // Keyless checks first: a garbled or `alg: none` token costs no JWKS request.
-        let token = jwt::parse(token)?;
-        let claims = match &config.inline_jwks {
-            Some(keys) => token.verify(keys, &rules)?,
-            None => self.verify_with_fetched_keys(&token, frontend, &rules)?,
+        let parsed = jwt::parse(token)?;
+        if config.inline_jwks.is_none() {
+            self.ensure_fresh_keys(frontend)?;
+        }
+        let keys = match &config.inline_jwks {
+            Some(keys) => keys,
+            None => self.ctx.jwks.last_good(rules.now).ok_or(Error::NoKeys)?,
+        };
+        let capacity = config.token_cache_size;
+        let cached = self
+            .ctx
+            .tokens
+            .get(token, keys, rules.now, rules.skew, capacity);
+        self.token_cache = (capacity > 0).then_some(if cached.is_some() { "hit" } else { "miss" });
+        let claims = match cached {
+            Some(claims) => claims,
+            None => {
+                let (claims, kid) = match &config.inline_jwks {
+                    Some(keys) => parsed.verify(keys, &rules)?,
+                    None => self.verify_with_fetched_keys(&parsed, frontend, &rules)?,
+                };
+                // The set that verified it: after an unknown-kid refetch, the new one.
+                let keys = match &config.inline_jwks {
+                    Some(keys) => keys,
+                    None => self.ctx.jwks.last_good(rules.now).ok_or(Error::NoKeys)?,
+                };
+                self.ctx
+                    .tokens
+                    .insert(token, keys, claims.clone(), kid, capacity);
+                claims
+            }
         };
         let requirements = Requirements {
             permissions: &config.required_permissions,
@@ -200,16 +235,11 @@ impl Flow<'_> {
         Ok(())
     }
 
-    fn verify_with_fetched_keys(
-        &mut self,
-        token: &jwt::Parsed<'_>,
-        frontend: &BaseUrl,
-        rules: &ClaimRules<'_>,
-    ) -> Result<Claims, Error> {
+    /// Fetches when the set is stale or missing, but never more than once per interval: a
+    /// frontend API that is down must not see one fetch per request. On a failed fetch, the
+    /// last good set serves while it is young enough.
+    fn ensure_fresh_keys(&mut self, frontend: &BaseUrl) -> Result<(), Error> {
         let now = self.ctx.now;
-        // Fetch when the set is stale or missing, but never more than once per interval: a
-        // frontend API that is down must not see one fetch per request. On a failed fetch,
-        // keep serving with the last good set while it is young enough.
         if !self.ctx.jwks.fresh(now)
             && self.ctx.jwks.may_refetch(now)
             && let Err(e) = self.refresh_jwks(frontend)
@@ -217,6 +247,16 @@ impl Flow<'_> {
         {
             return Err(e);
         }
+        Ok(())
+    }
+
+    fn verify_with_fetched_keys(
+        &mut self,
+        token: &jwt::Parsed<'_>,
+        frontend: &BaseUrl,
+        rules: &ClaimRules<'_>,
+    ) -> Result<(Claims, Option<String>), Error> {
+        let now = self.ctx.now;
         let keys = self.current_keys()?;
         match token.verify(keys, rules) {
             Err(e) if e.is_unknown_kid() && self.ctx.jwks.may_refetch(now) => {

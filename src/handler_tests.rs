@@ -9,8 +9,11 @@
 use super::*;
 use crate::config::ClientIpHeader;
 use crate::jwks_cache::{MAX_STALE_SECS, REFETCH_INTERVAL_SECS, TTL_SECS};
-use crate::signature::Portable;
+use crate::signature::{Portable, PublicParams, VerifyingKey};
+use crate::token_cache::TokenCache;
 use serde_json::{Value, json};
+use std::cell::Cell;
+use std::rc::Rc;
 use wacht_standin::tokens::{TestKey, jwks, session_claims};
 
 const API_KEY: &str = "wk_test_backend_key";
@@ -111,12 +114,28 @@ fn headers(pairs: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
+/// One request with a token cache of its own (so no earlier request's verdict is reused).
 fn run(
     target: &str,
     hdrs: &[(&str, &str)],
     cfg: &Result<Config, ConfigError>,
     now: u64,
     cache: &mut JwksCache,
+    up: &mut Fake,
+) -> Outcome {
+    let mut tokens = TokenCache::default();
+    run_with(target, hdrs, cfg, now, cache, &mut tokens, &Portable, up)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_with(
+    target: &str,
+    hdrs: &[(&str, &str)],
+    cfg: &Result<Config, ConfigError>,
+    now: u64,
+    cache: &mut JwksCache,
+    tokens: &mut TokenCache,
+    verifier: &dyn Verifier,
     up: &mut Fake,
 ) -> Outcome {
     let h = headers(hdrs);
@@ -131,7 +150,8 @@ fn run(
             config: cfg,
             now,
             jwks: cache,
-            verifier: &Portable,
+            tokens,
+            verifier,
             upstream: up,
         },
     )
@@ -898,4 +918,212 @@ fn the_gateway_request_id_cannot_forge_log_lines() {
         line.contains("gateway_request_id=r1?wacht-admin?forged=1"),
         "{line}"
     );
+}
+
+/// The portable verifier, counting the signature checks made with the keys it imported.
+#[derive(Default)]
+struct Counting {
+    checks: Rc<Cell<usize>>,
+}
+
+struct CountingKey {
+    inner: Rc<dyn VerifyingKey>,
+    checks: Rc<Cell<usize>>,
+}
+
+impl Verifier for Counting {
+    fn import(&self, params: PublicParams<'_>) -> Option<Rc<dyn VerifyingKey>> {
+        Some(Rc::new(CountingKey {
+            inner: Portable.import(params)?,
+            checks: self.checks.clone(),
+        }))
+    }
+}
+
+impl VerifyingKey for CountingKey {
+    fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        self.checks.set(self.checks.get() + 1);
+        self.inner.verify(message, signature)
+    }
+}
+
+/// One instance's state across requests: JWKS cache, token cache, a counting verifier.
+struct Instance {
+    jwks: JwksCache,
+    tokens: TokenCache,
+    verifier: Counting,
+}
+
+impl Instance {
+    fn new() -> Instance {
+        Instance {
+            jwks: JwksCache::default(),
+            tokens: TokenCache::default(),
+            verifier: Counting::default(),
+        }
+    }
+
+    fn get(
+        &mut self,
+        token: &str,
+        cfg: &Result<Config, ConfigError>,
+        now: u64,
+        up: &mut Fake,
+    ) -> Outcome {
+        let auth = format!("Bearer {token}");
+        run_with(
+            "/admin/users",
+            &[("authorization", &auth)],
+            cfg,
+            now,
+            &mut self.jwks,
+            &mut self.tokens,
+            &self.verifier,
+            up,
+        )
+    }
+
+    fn checks(&self) -> usize {
+        self.verifier.checks.get()
+    }
+}
+
+#[test]
+fn a_cached_token_costs_no_signature_check() {
+    let key = TestKey::es256(1);
+    let mut up = wacht(vec![key.public_jwk()]);
+    let cfg = config(&[]);
+    let token = key.token(&session_claims(FRONTEND, NOW));
+    let mut i = Instance::new();
+    let first = i.get(&token, &cfg, NOW, &mut up);
+    assert_eq!(first.reply.status, 200);
+    assert_eq!(first.token_cache, Some("miss"));
+    assert_eq!(i.checks(), 1);
+    let second = i.get(&token, &cfg, NOW + 1, &mut up);
+    assert_eq!(second.reply.status, 200);
+    assert_eq!(second.token_cache, Some("hit"));
+    assert_eq!(i.checks(), 1, "a hit must not verify again");
+    // The permission rules still run on a hit: a configuration that requires another
+    // permission refuses the cached token.
+    let strict = config(&[("WACHT_REQUIRED_PERMISSIONS", "deployment:admin")]);
+    let third = i.get(&token, &strict, NOW + 2, &mut up);
+    assert_eq!(status_code(&third), (403, "forbidden".into()));
+    assert_eq!(third.token_cache, Some("hit"));
+    // A tampered copy is another token: verified, and refused.
+    let mut parts: Vec<&str> = token.split('.').collect();
+    let other = serde_json::to_vec(&json!({"sub": "1", "iss": FRONTEND, "exp": NOW + 35})).unwrap();
+    let other = wacht_standin::tokens::b64url(&other);
+    parts[1] = &other;
+    let tampered = parts.join(".");
+    let fourth = i.get(&tampered, &cfg, NOW + 3, &mut up);
+    assert_eq!(status_code(&fourth), (401, "invalid_token".into()));
+    assert_eq!(i.checks(), 2);
+}
+
+#[test]
+fn a_cached_token_expires_at_exp_plus_skew() {
+    let key = TestKey::es256(1);
+    let mut up = wacht(vec![key.public_jwk()]);
+    let cfg = config(&[]);
+    let token = key.token(&session_claims(FRONTEND, NOW));
+    let mut i = Instance::new();
+    assert_eq!(i.get(&token, &cfg, NOW, &mut up).reply.status, 200);
+    // exp = NOW + 35, skew 5 s: a hit at NOW + 39, refused from NOW + 40.
+    let late = i.get(&token, &cfg, NOW + 39, &mut up);
+    assert_eq!((late.reply.status, late.token_cache), (200, Some("hit")));
+    let expired = i.get(&token, &cfg, NOW + 40, &mut up);
+    assert_eq!(status_code(&expired), (401, "invalid_token".into()));
+    assert_eq!(expired.token_cache, Some("miss"));
+    assert!(i.tokens.is_empty());
+}
+
+#[test]
+fn a_key_removed_from_the_jwks_ends_its_cached_tokens() {
+    let old = TestKey::es256(1);
+    let new = TestKey::es256(2);
+    let mut up = jwks_once_then(old.public_jwk(), || {
+        ok(
+            200,
+            &json!({ "keys": [TestKey::es256(2).public_jwk()] }).to_string(),
+        )
+    });
+    let cfg = config(&[]);
+    let mut claims = session_claims(FRONTEND, NOW);
+    claims["exp"] = json!(NOW + 3 * TTL_SECS);
+    let token = old.token(&claims);
+    let mut i = Instance::new();
+    assert_eq!(i.get(&token, &cfg, NOW, &mut up).reply.status, 200);
+    assert_eq!(
+        i.get(&token, &cfg, NOW + 1, &mut up).token_cache,
+        Some("hit")
+    );
+    // Past the TTL the set is fetched again, and the old key is gone from it.
+    let after = i.get(&token, &cfg, NOW + TTL_SECS, &mut up);
+    assert_eq!(status_code(&after), (401, "invalid_token".into()));
+    assert_eq!(after.token_cache, Some("miss"));
+    let fresh = new.token(&claims);
+    assert_eq!(
+        i.get(&fresh, &cfg, NOW + TTL_SECS + 1, &mut up)
+            .reply
+            .status,
+        200
+    );
+}
+
+#[test]
+fn token_cache_size_zero_verifies_every_request() {
+    let key = TestKey::es256(1);
+    let mut up = wacht(vec![key.public_jwk()]);
+    let cfg = config(&[("WACHT_TOKEN_CACHE_SIZE", "0")]);
+    let token = key.token(&session_claims(FRONTEND, NOW));
+    let mut i = Instance::new();
+    for n in 1..=3 {
+        let o = i.get(&token, &cfg, NOW, &mut up);
+        assert_eq!((o.reply.status, o.token_cache), (200, None));
+        assert_eq!(i.checks(), n);
+    }
+    assert!(i.tokens.is_empty());
+}
+
+#[test]
+fn an_inline_jwks_caches_tokens_too() {
+    let key = TestKey::es256(1);
+    let doc = json!({ "keys": [key.public_jwk()] }).to_string();
+    let mut up = wacht(vec![]);
+    let cfg = config(&[("WACHT_JWKS", &doc)]);
+    let token = key.token(&session_claims(FRONTEND, NOW));
+    let mut i = Instance::new();
+    // The inline set was imported by the config's verifier, not the counting one.
+    assert_eq!(i.get(&token, &cfg, NOW, &mut up).token_cache, Some("miss"));
+    assert_eq!(i.get(&token, &cfg, NOW, &mut up).token_cache, Some("hit"));
+    assert!(up.sent.iter().all(|s| s.service != Service::Jwks));
+}
+
+#[test]
+fn a_jwt_shaped_bearer_with_a_broken_header_never_reaches_the_gateway() {
+    let key = TestKey::es256(1);
+    let cfg = config(&[]);
+    let payload = wacht_standin::tokens::b64url(br#"{"sub":"1"}"#);
+    for header in [
+        &br#"{"alg":"ES256","kid":"\ud800"}"#[..],
+        format!(
+            r#"{{"alg":"ES256","x":{}1{}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        )
+        .as_bytes(),
+        br#"{"alg":"ES256","alg":"ES256"}"#,
+    ] {
+        let mut up = wacht(vec![key.public_jwk()]);
+        let token = format!("{}.{payload}.c2ln", wacht_standin::tokens::b64url(header));
+        let o = once(
+            "/admin/users",
+            &[("authorization", &format!("Bearer {token}"))],
+            &cfg,
+            &mut up,
+        );
+        assert_eq!(status_code(&o), (401, "invalid_token".into()), "{header:?}");
+        assert_eq!(o.credential, Some("session"));
+        assert!(up.sent.is_empty(), "{:?}", up.sent);
+    }
 }

@@ -11,6 +11,7 @@ use std::rc::Rc;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
+use sha2::{Digest as _, Sha256};
 
 use crate::signature::{PublicParams, Verifier, VerifyingKey};
 
@@ -88,10 +89,21 @@ impl fmt::Debug for Jwk {
 }
 
 /// The usable keys of one JWKS document.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct KeySet {
     keys: Vec<Jwk>,
     skipped: usize,
+    /// SHA-256 of the document: the same keys fetched again keep their verified tokens cached.
+    fingerprint: [u8; 32],
+}
+
+impl fmt::Debug for KeySet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeySet")
+            .field("keys", &self.keys)
+            .field("skipped", &self.skipped)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(thiserror::Error, Debug, PartialEq, Eq, Clone)]
@@ -142,7 +154,12 @@ impl KeySet {
             return Err(JwksError::NoUsableKeys);
         }
         let skipped = entries.len().saturating_sub(keys.len());
-        Ok(KeySet { keys, skipped })
+        let fingerprint = Sha256::digest(json).into();
+        Ok(KeySet {
+            keys,
+            skipped,
+            fingerprint,
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -165,6 +182,11 @@ impl KeySet {
     /// How many entries of the document were skipped as unusable (worth a log line).
     pub fn skipped(&self) -> usize {
         self.skipped
+    }
+
+    /// Identifies the document the set was parsed from.
+    pub fn fingerprint(&self) -> [u8; 32] {
+        self.fingerprint
     }
 
     pub(crate) fn find_kid(&self, kid: &str) -> Option<&Jwk> {

@@ -149,11 +149,15 @@ impl Parsed<'_> {
         })
     }
 
-    /// The signature against `keys`, then the claims rules. Borrows, so a caller can try again
-    /// with a refetched key set.
-    pub fn verify(&self, keys: &KeySet, rules: &ClaimRules) -> Result<Claims, TokenError> {
-        self.key(keys)?;
-        Ok(claims::check(&self.payload, rules)?)
+    /// The signature against `keys`, then the claims rules; also the `kid` of the key that
+    /// verified it. Borrows, so a caller can try again with a refetched key set.
+    pub fn verify(
+        &self,
+        keys: &KeySet,
+        rules: &ClaimRules,
+    ) -> Result<(Claims, Option<String>), TokenError> {
+        let kid = self.key(keys)?.kid.clone();
+        Ok((claims::check(&self.payload, rules)?, kid))
     }
 }
 
@@ -190,7 +194,7 @@ fn select_and_verify<'k>(
 
 /// `verify_signature`, then the claims rules.
 pub fn verify(token: &str, keys: &KeySet, rules: &ClaimRules) -> Result<Claims, TokenError> {
-    parse(token)?.verify(keys, rules)
+    Ok(parse(token)?.verify(keys, rules)?.0)
 }
 
 /// The raw signature check, with the key's own algorithm. ECDSA signatures are r‖s (P1363):
@@ -855,5 +859,75 @@ mod tests {
         // Never panics, whatever the size.
         assert!(!looks_like_jwt(&".".repeat(100_000)));
         assert!(!looks_like_jwt(&"e".repeat(100_000)));
+    }
+
+    /// Headers that open an object but are no valid JSON: still session tokens (refused here
+    /// with a precise error), never a value for the gateway.
+    fn broken_headers() -> Vec<Vec<u8>> {
+        vec![
+            br#"{"alg":"ES256","kid":"\ud800"}"#.to_vec(),
+            format!(
+                r#"{{"alg":"ES256","x":{}1{}}}"#,
+                "[".repeat(200),
+                "]".repeat(200)
+            )
+            .into_bytes(),
+            br#"{"alg":"ES256","alg":"none"}"#.to_vec(),
+            br#"{"alg":"ES256""#.to_vec(),
+            b" \n{".to_vec(),
+        ]
+    }
+
+    #[test]
+    fn jwt_shaped_values_with_broken_headers_are_session_tokens() {
+        let key = TestKey::es256(1);
+        let keys = set(&[&key]);
+        let p = parts(&key.token(&claims()));
+        for header in broken_headers() {
+            let token = format!("{}.{}.{}", b64url(&header), p[1], p[2]);
+            assert!(looks_like_jwt(&token), "{header:?}");
+            assert_eq!(
+                verify_signature(&token, &keys),
+                Err(TokenError::Malformed("header is not a JSON object")),
+                "{header:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_member_named_twice_is_refused_in_header_and_claims() {
+        let key = TestKey::es256(1);
+        let keys = set(&[&key]);
+        let rules = ClaimRules::new(ISS, NOW, 5);
+        let dup_kid = br#"{"alg":"ES256","kid":"a","kid":"b"}"#;
+        let token = format!("{}.{}.AAAA", b64url(dup_kid), b64url(b"{}"));
+        assert_eq!(
+            verify_signature(&token, &keys),
+            Err(TokenError::Malformed("header is not a JSON object"))
+        );
+        // A later `exp` or `sub` must not replace the first: the whole claim set is refused.
+        let good = serde_json::to_string(&claims()).unwrap();
+        for dup in [
+            format!(r#"{},"exp":{}}}"#, good.trim_end_matches('}'), NOW + 99_999),
+            format!(r#"{},"sub":"0"}}"#, good.trim_end_matches('}')),
+            format!(r#"{},"iss":"{ISS}"}}"#, good.trim_end_matches('}')),
+        ] {
+            let token = signed(&key, json!({"alg": "ES256"}), dup.as_bytes());
+            assert!(verify_signature(&token, &keys).is_ok());
+            assert_eq!(
+                verify(&token, &keys, &rules),
+                Err(TokenError::Claims(ClaimsError::NotJson)),
+                "{dup}"
+            );
+        }
+        // Repeated names inside a nested object are serde_json's to read (last wins); only the
+        // top level decides which exp, iss and sub count.
+        let nested = good.replacen(
+            r#""permissions":{"#,
+            r#""permissions":{"organization":[],"#,
+            1,
+        );
+        let token = signed(&key, json!({"alg": "ES256"}), nested.as_bytes());
+        assert!(verify(&token, &keys, &rules).is_ok(), "{nested}");
     }
 }

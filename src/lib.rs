@@ -5,6 +5,7 @@
 //! - `credentials`: which credential a request carries
 //! - `jwks`, `jwt`, `claims`: where the session JWT is checked
 //! - `signature`: the signature primitive, from the host (wacht:admin/verifier) or jwt-simple
+//! - `token_cache`: verified tokens, so each is verified once
 //! - `protect`: the permission rules of `auth.protect`
 //! - `gateway`: API keys / OAuth tokens checked through the Wacht gateway
 //! - `backend`: the users call to the Wacht backend API
@@ -24,6 +25,7 @@ pub mod jwt;
 pub mod protect;
 pub mod request;
 pub mod signature;
+pub mod token_cache;
 pub mod upstream;
 
 #[cfg(target_arch = "wasm32")]

@@ -53,6 +53,10 @@ mod tests {
 
     fn claims(org: &[&str], ws: &[&str]) -> Claims {
         Claims {
+            validity: crate::claims::Validity {
+                expires: 2_000_000_000,
+                not_before: None,
+            },
             subject: "1".into(),
             session_id: None,
             organization: Some("42".into()),

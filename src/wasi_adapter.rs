@@ -9,6 +9,7 @@ use crate::error::Reply;
 use crate::handler::{self, Context, Incoming};
 use crate::jwks_cache::JwksCache;
 use crate::signature::Verifier;
+use crate::token_cache::TokenCache;
 use crate::upstream::{Method as OutMethod, OutRequest, OutResponse, TransportError, Upstream};
 
 // The generated bindings are FFI glue and need `unsafe`; the adapter code below needs none.
@@ -98,6 +99,7 @@ struct Component;
 struct InstanceState {
     config: Option<Result<Config, ConfigError>>,
     jwks: JwksCache,
+    tokens: TokenCache,
 }
 
 thread_local! {
@@ -131,6 +133,7 @@ impl Guest for Component {
                     config,
                     now,
                     jwks: &mut state.jwks,
+                    tokens: &mut state.tokens,
                     verifier: VERIFIER,
                     upstream: &mut WasiUpstream,
                 },

@@ -300,6 +300,7 @@ impl StandIn {
         let shared = Arc::new(Shared {
             api_key: RwLock::new(config.api_key),
             keys: RwLock::new(config.keys.into_iter().map(Arc::new).collect()),
+            jwks_document: RwLock::new(None),
             users: RwLock::new(config.users),
             credentials: RwLock::new(config.credentials.into_iter().collect()),
             faults: Mutex::new([Fault::Normal; 4]),
@@ -375,6 +376,12 @@ impl StandIn {
     /// Replaces the JWKS (key rotation).
     pub fn set_keys(&self, keys: Vec<TestKey>) {
         *write(&self.shared.keys) = keys.into_iter().map(Arc::new).collect();
+    }
+
+    /// Serves `document` as the JWKS, byte for byte, instead of the keys' set; `None` goes back
+    /// to the keys. For key sets no `TestKey` can sign for (test vectors).
+    pub fn set_jwks_document(&self, document: Option<String>) {
+        *write(&self.shared.jwks_document) = document;
     }
 
     /// The keys currently served, first one first.
@@ -518,6 +525,8 @@ pub fn random_secret(prefix: &str) -> String {
 struct Shared {
     api_key: RwLock<String>,
     keys: RwLock<Vec<Arc<TestKey>>>,
+    /// Served instead of the keys' JWKS when set (test vectors bring their own documents).
+    jwks_document: RwLock<Option<String>>,
     users: RwLock<Vec<User>>,
     credentials: RwLock<HashMap<String, Credential>>,
     faults: Mutex<[Fault; 4]>,
@@ -732,9 +741,21 @@ fn bad_json(endpoint: Endpoint) -> Reply {
 }
 
 fn jwks(shared: &Shared) -> Reply {
-    let keys = read(&shared.keys).clone();
-    let refs: Vec<&TestKey> = keys.iter().map(|k| k.as_ref()).collect();
-    let mut resp = json_reply(StatusCode::OK, &crate::tokens::jwks(&refs));
+    let mut resp = match read(&shared.jwks_document).clone() {
+        Some(document) => {
+            let mut resp = Response::new(Bytes::from(document));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            resp
+        }
+        None => {
+            let keys = read(&shared.keys).clone();
+            let refs: Vec<&TestKey> = keys.iter().map(|k| k.as_ref()).collect();
+            json_reply(StatusCode::OK, &crate::tokens::jwks(&refs))
+        }
+    };
     resp.headers_mut().insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=600"),
@@ -994,6 +1015,13 @@ mod tests {
         let (_, _, body) = call(&s, "GET", "/.well-known/jwks.json", &[], "").unwrap();
         assert_eq!(json(&body)["keys"].as_array().map(Vec::len), Some(2));
         assert_eq!(s.count(Endpoint::Jwks), 2);
+        let doc = r#"{"keys":[{"kty":"oct","k":"AAAA"}],"extra":1}"#;
+        s.set_jwks_document(Some(doc.to_string()));
+        let (st, _, body) = call(&s, "GET", "/.well-known/jwks.json", &[], "").unwrap();
+        assert_eq!((st, body.as_str()), (200, doc));
+        s.set_jwks_document(None);
+        let (_, _, body) = call(&s, "GET", "/.well-known/jwks.json", &[], "").unwrap();
+        assert_eq!(json(&body)["keys"].as_array().map(Vec::len), Some(2));
     }
 
     #[test]
