@@ -10,15 +10,12 @@
 )]
 
 mod common;
-
-use std::path::{Path, PathBuf};
+#[path = "vectors/mod.rs"]
+mod vectors;
 
 use anyhow::{Context as _, ensure};
 use common::{Build, bearer, component_of, env_for, json_error, request, standin, with};
 use serde_json::{Value, json};
-use wacht_admin::jwks::KeySet;
-use wacht_admin::jwt::verify_signature;
-use wacht_admin::signature::Portable;
 use wacht_admin_host::Handled;
 use wacht_standin::StandIn;
 use wacht_standin::tokens::{TestKey, b64url, jwks, session_claims};
@@ -105,115 +102,29 @@ async fn every_algorithm_verifies_and_forgeries_fail_in_both_builds() -> anyhow:
     Ok(())
 }
 
-fn vectors_dir() -> Option<PathBuf> {
-    let dir = match std::env::var_os("WYCHEPROOF_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/wycheproof"),
+#[tokio::test]
+async fn wycheproof_jws_and_jwk_vectors_through_both_builds() -> anyhow::Result<()> {
+    let Some(dir) = vectors::dir() else {
+        return Ok(());
     };
-    if dir.join("json_web_signature_test.json").is_file() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "Wycheproof vectors not found at {} (set WYCHEPROOF_DIR); CI must not skip them",
-        dir.display()
-    );
-    eprintln!("SKIPPED: Wycheproof vectors not found at {}", dir.display());
-    None
-}
-
-/// A group's public JWK Set document (private members removed).
-fn group_jwks(group: &Value) -> String {
-    let doc = group
-        .get("public")
-        .or_else(|| group.get("private"))
-        .expect("group has a key");
-    let mut keys = match doc.get("keys") {
-        Some(keys) => keys.as_array().expect("keys").clone(),
-        None => vec![doc.clone()],
-    };
-    for key in &mut keys {
-        if let Some(key) = key.as_object_mut() {
-            for private in ["d", "p", "q", "dp", "dq", "qi", "oth", "k"] {
-                key.remove(private);
-            }
-        }
-    }
-    json!({ "keys": keys }).to_string()
-}
-
-/// Runs a Wycheproof JWS/JWK file through `build` over HTTP, each group's key set as
-/// `WACHT_JWKS`, and compares every verdict with the native policy layer's.
-/// Returns (verdicts compared, invalid vectors refused, signatures accepted).
-async fn run_file(build: Build, dir: &Path, name: &str) -> anyhow::Result<(usize, usize, usize)> {
-    let file: Value = serde_json::from_slice(&std::fs::read(dir.join(name))?)?;
+    let cases = vectors::http_cases(&dir);
     let s = standin();
-    let (mut compared, mut invalid_refused, mut accepted) = (0, 0, 0);
-    let mut failures = Vec::new();
-    for group in file["testGroups"].as_array().expect("testGroups") {
-        let doc = group_jwks(group);
-        // Sets the policy layer refuses outright (HMAC secrets, P-521, …) are a configuration
-        // error here; tests/wycheproof.rs covers them.
-        let Ok(native_keys) = KeySet::parse(doc.as_bytes(), &Portable) else {
-            continue;
-        };
-        let env = with(env_for(&s), "WACHT_JWKS", &doc);
-        for test in group["tests"].as_array().expect("tests") {
-            let id = test["tcId"].as_u64().unwrap_or(0);
-            let result = test["result"].as_str().expect("result");
-            // JSON-serialised JWS are no bearer tokens: the gateway refuses them, not us.
-            let Some(jws) = test["jws"].as_str() else {
-                continue;
-            };
-            let h = get_with(build, jws, &env).await?;
-            let status = h.response.status().as_u16();
+    for build in BUILDS {
+        let mut verdicts = vectors::Verdicts::default();
+        for case in &cases {
+            let env = with(env_for(&s), "WACHT_JWKS", &case.jwks);
+            let h = get_with(build, &case.jws, &env).await?;
             let message = json_error(&h.response)
                 .map(|(_, _, m)| m)
                 .unwrap_or_default();
-            let native = verify_signature(jws, &native_keys).is_ok();
-            // A valid signature over a payload that is no Wacht claim set fails its claims.
-            let signature_ok = status == 200 || message.contains("token claims rejected");
-            accepted += usize::from(signature_ok);
-            if signature_ok != native {
-                failures.push(format!(
-                    "{name} tcId {id} ({result}): native {native}, {build:?} {status} {message}"
-                ));
-            }
-            if result == "invalid" {
-                if status == 200 {
-                    failures.push(format!("{name} tcId {id}: invalid vector accepted"));
-                } else {
-                    invalid_refused += 1;
-                }
-            }
-            compared += 1;
+            verdicts.record(
+                case,
+                &format!("{build:?}"),
+                h.response.status().as_u16(),
+                &message,
+            );
         }
-    }
-    ensure!(failures.is_empty(), "{}", failures.join("\n"));
-    Ok((compared, invalid_refused, accepted))
-}
-
-#[tokio::test]
-async fn wycheproof_jws_and_jwk_vectors_through_both_builds() -> anyhow::Result<()> {
-    let Some(dir) = vectors_dir() else {
-        return Ok(());
-    };
-    for build in BUILDS {
-        let (jws, jws_invalid, jws_ok) =
-            run_file(build, &dir, "json_web_signature_test.json").await?;
-        let (jwk, jwk_invalid, jwk_ok) = run_file(build, &dir, "json_web_key_test.json").await?;
-        eprintln!(
-            "{build:?}: {jws} JWS and {jwk} JWK vectors agree with the native policy layer; invalid refused: {jws_invalid} + {jwk_invalid}; signatures accepted: {jws_ok} + {jwk_ok}"
-        );
-        // Usable key sets only (the JWK file mostly tests key sets the policy refuses).
-        ensure!(
-            jws >= 250 && jws_invalid >= 240,
-            "{build:?}: too few JWS vectors ran"
-        );
-        ensure!(
-            jws_ok >= 10 && jwk >= 2 && jwk_ok >= 1,
-            "{build:?}: the valid vectors did not run"
-        );
+        verdicts.assert_clean(&format!("{build:?}"));
     }
     Ok(())
 }

@@ -23,8 +23,11 @@
     clippy::indexing_slicing
 )]
 
+#[path = "vectors/mod.rs"]
+mod vectors;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::{Value, json};
 use wacht_admin::jwks::{Alg, KeySet};
@@ -34,53 +37,9 @@ use wacht_admin_host::verifier::Ring;
 
 const VERIFIERS: [(&str, &dyn Verifier); 2] = [("jwt-simple", &Portable), ("ring", &Ring)];
 
-fn vectors_dir() -> Option<PathBuf> {
-    let dir = match std::env::var_os("WYCHEPROOF_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/wycheproof"),
-    };
-    if dir.join("json_web_signature_test.json").is_file() {
-        return Some(dir);
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!(
-            "Wycheproof vectors not found at {} (set WYCHEPROOF_DIR); CI must not skip them",
-            dir.display()
-        );
-    }
-    eprintln!(
-        "SKIPPED: Wycheproof vectors not found at {} (set WYCHEPROOF_DIR)",
-        dir.display()
-    );
-    None
-}
-
-fn load(dir: &Path, name: &str) -> Value {
-    let path = dir.join(name);
-    let text = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_slice(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// The group's key(s) as a public JWK Set: `public` if given, else `private` with the private
-/// members removed. Returns the parse result: unusable sets (HMAC secrets, P-521, …) are `Err`.
+/// The group's key set, parsed: unusable sets (HMAC secrets, P-521, …) are `Err`.
 fn group_keyset(group: &Value, verifier: &dyn Verifier) -> Result<KeySet, String> {
-    let doc = group
-        .get("public")
-        .or_else(|| group.get("private"))
-        .expect("group has a key");
-    let mut keys = match doc.get("keys") {
-        Some(keys) => keys.as_array().expect("keys array").clone(),
-        None => vec![doc.clone()],
-    };
-    for key in &mut keys {
-        if let Some(key) = key.as_object_mut() {
-            for private in ["d", "p", "q", "dp", "dq", "qi", "oth"] {
-                key.remove(private);
-            }
-        }
-    }
-    let doc = serde_json::to_vec(&json!({ "keys": keys })).unwrap();
-    KeySet::parse(&doc, verifier).map_err(|e| format!("{e:?}"))
+    KeySet::parse(vectors::group_jwks(group).as_bytes(), verifier).map_err(|e| format!("{e:?}"))
 }
 
 /// The header `alg` of a compact JWS, if it has a readable one.
@@ -105,7 +64,7 @@ struct Counts {
 }
 
 fn run_jws_file(dir: &Path, name: &str, verifier: &dyn Verifier) -> Counts {
-    let file = load(dir, name);
+    let file = vectors::load(dir, name);
     let mut counts = Counts::default();
     let mut seen = 0;
     for group in file["testGroups"].as_array().expect("testGroups") {
@@ -179,7 +138,7 @@ fn assert_clean(name: &str, counts: &Counts) {
 
 #[test]
 fn json_web_signature_vectors() {
-    let Some(dir) = vectors_dir() else { return };
+    let Some(dir) = vectors::dir() else { return };
     let name = "json_web_signature_test.json";
     for (label, verifier) in VERIFIERS {
         eprintln!("{label}:");
@@ -193,7 +152,7 @@ fn json_web_signature_vectors() {
 
 #[test]
 fn json_web_key_vectors() {
-    let Some(dir) = vectors_dir() else { return };
+    let Some(dir) = vectors::dir() else { return };
     let name = "json_web_key_test.json";
     for (label, verifier) in VERIFIERS {
         eprintln!("{label}:");
@@ -232,7 +191,7 @@ fn run_p1363_with(
     };
     use base64::Engine as _;
     let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
-    let file = load(dir, name);
+    let file = vectors::load(dir, name);
     let (mut valid, mut invalid, mut acceptable, mut seen) = (0, 0, 0, 0);
     let mut failures = Vec::new();
     for group in file["testGroups"].as_array().expect("testGroups") {
@@ -281,7 +240,7 @@ fn run_p1363_with(
 
 #[test]
 fn ecdsa_p256_p1363_vectors() {
-    let Some(dir) = vectors_dir() else { return };
+    let Some(dir) = vectors::dir() else { return };
     run_p1363_file(
         &dir,
         "ecdsa_secp256r1_sha256_p1363_test.json",
@@ -293,7 +252,7 @@ fn ecdsa_p256_p1363_vectors() {
 
 #[test]
 fn ecdsa_p384_p1363_vectors() {
-    let Some(dir) = vectors_dir() else { return };
+    let Some(dir) = vectors::dir() else { return };
     run_p1363_file(
         &dir,
         "ecdsa_secp384r1_sha384_p1363_test.json",
