@@ -3,6 +3,9 @@
 //! Bodies are `{"error": code, "message": text}`. Messages come from the error types' `Display`,
 //! which never contain a credential, a token, a configuration value or upstream text.
 
+use http::StatusCode;
+use http::header::{ALLOW, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
+
 use crate::backend::BackendError;
 use crate::config::ConfigError;
 use crate::credentials::CredentialError;
@@ -43,109 +46,100 @@ pub enum Error {
 }
 
 /// A response, ready for any host adapter to write out.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
-    pub status: u16,
-    pub headers: Vec<(&'static str, String)>,
-    pub body: Vec<u8>,
-}
+pub type Reply = http::Response<Vec<u8>>;
 
-impl Reply {
-    /// A JSON body passed through unchanged.
-    pub fn json(status: u16, body: Vec<u8>) -> Reply {
-        Reply {
-            status,
-            headers: vec![("content-type", "application/json".into())],
-            body,
-        }
-    }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
+/// A JSON body passed through unchanged.
+pub fn json_reply(status: StatusCode, body: Vec<u8>) -> Reply {
+    let mut reply = Reply::new(body);
+    *reply.status_mut() = status;
+    reply
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    reply
 }
 
 impl Error {
     /// Status, error code and extra headers for this error.
-    fn parts(&self) -> (u16, &'static str, Vec<(&'static str, String)>) {
-        const WWW: &str = "www-authenticate";
+    fn parts(&self) -> (StatusCode, &'static str, Vec<(HeaderName, HeaderValue)>) {
+        let bearer = |v: &'static str| vec![(WWW_AUTHENTICATE, HeaderValue::from_static(v))];
+        let invalid = || bearer("Bearer error=\"invalid_token\"");
         match self {
-            Error::Request(RequestError::NotFound) => (404, "not_found", vec![]),
-            Error::Request(RequestError::MethodNotAllowed) => {
-                (405, "method_not_allowed", vec![("allow", "GET".into())])
+            Error::Request(RequestError::NotFound) => (StatusCode::NOT_FOUND, "not_found", vec![]),
+            Error::Request(RequestError::MethodNotAllowed) => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                vec![(ALLOW, HeaderValue::from_static("GET"))],
+            ),
+            Error::Request(RequestError::InvalidQuery(_)) => {
+                (StatusCode::BAD_REQUEST, "invalid_query", vec![])
             }
-            Error::Request(RequestError::InvalidQuery(_)) => (400, "invalid_query", vec![]),
-            Error::Config(_) => (500, "configuration_error", vec![]),
-            Error::Credential(CredentialError::Missing | CredentialError::NotBearer) => {
-                (401, "missing_credentials", vec![(WWW, "Bearer".into())])
+            Error::Config(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "configuration_error",
+                vec![],
+            ),
+            Error::Credential(CredentialError::Missing | CredentialError::NotBearer) => (
+                StatusCode::UNAUTHORIZED,
+                "missing_credentials",
+                bearer("Bearer"),
+            ),
+            Error::Credential(CredentialError::Malformed | CredentialError::Ambiguous)
+            | Error::Gateway(GatewayError::UnknownCredential) => {
+                (StatusCode::UNAUTHORIZED, "invalid_credentials", invalid())
             }
-            Error::Credential(CredentialError::Malformed | CredentialError::Ambiguous) => (
-                401,
-                "invalid_credentials",
-                vec![(WWW, "Bearer error=\"invalid_token\"".into())],
-            ),
-            Error::Token(_) => (
-                401,
-                "invalid_token",
-                vec![(WWW, "Bearer error=\"invalid_token\"".into())],
-            ),
-            Error::Gateway(GatewayError::UnknownCredential) => (
-                401,
-                "invalid_credentials",
-                vec![(WWW, "Bearer error=\"invalid_token\"".into())],
-            ),
+            Error::Token(_) => (StatusCode::UNAUTHORIZED, "invalid_token", invalid()),
             Error::Denied(_) | Error::Gateway(GatewayError::PermissionDenied { .. }) => {
-                (403, "forbidden", vec![])
+                (StatusCode::FORBIDDEN, "forbidden", vec![])
             }
             Error::Gateway(GatewayError::RateLimited {
                 retry_after_secs, ..
             }) => (
-                429,
+                StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
-                vec![("retry-after", retry_after_secs.to_string())],
+                vec![(RETRY_AFTER, HeaderValue::from(*retry_after_secs))],
             ),
-            Error::Backend(BackendError::KeyRejected) => (502, "upstream_auth_failed", vec![]),
+            Error::Backend(BackendError::KeyRejected) => {
+                (StatusCode::BAD_GATEWAY, "upstream_auth_failed", vec![])
+            }
             Error::Backend(BackendError::RateLimited) => (
-                503,
+                StatusCode::SERVICE_UNAVAILABLE,
                 "upstream_rate_limited",
                 vec![(
-                    "retry-after",
-                    crate::backend::RATE_LIMIT_RETRY_AFTER_SECS.to_string(),
+                    RETRY_AFTER,
+                    HeaderValue::from(crate::backend::RATE_LIMIT_RETRY_AFTER_SECS),
                 )],
             ),
             Error::Transport {
                 error: TransportError::Timeout,
                 ..
-            } => (504, "upstream_timeout", vec![]),
+            } => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", vec![]),
             Error::Transport {
                 error: TransportError::Unreachable,
                 ..
             }
-            | Error::NoKeys => (503, "upstream_unavailable", vec![]),
+            | Error::NoKeys => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "upstream_unavailable",
+                vec![],
+            ),
             Error::Backend(_)
             | Error::Gateway(_)
             | Error::Transport { .. }
             | Error::JwksStatus(_)
-            | Error::Jwks(_) => (502, "upstream_error", vec![]),
+            | Error::Jwks(_) => (StatusCode::BAD_GATEWAY, "upstream_error", vec![]),
         }
     }
 
-    pub fn status(&self) -> u16 {
+    pub fn status(&self) -> StatusCode {
         self.parts().0
     }
 
     pub fn reply(&self) -> Reply {
-        let (status, code, mut headers) = self.parts();
+        let (status, code, headers) = self.parts();
         let body = serde_json::json!({ "error": code, "message": self.to_string() });
-        headers.insert(0, ("content-type", "application/json".into()));
-        Reply {
-            status,
-            headers,
-            body: body.to_string().into_bytes(),
-        }
+        let mut reply = json_reply(status, body.to_string().into_bytes());
+        reply.headers_mut().extend(headers);
+        reply
     }
 }
 
@@ -154,8 +148,12 @@ impl Error {
 mod tests {
     use super::*;
 
+    fn header<'a>(reply: &'a Reply, name: &str) -> Option<&'a str> {
+        reply.headers().get(name).and_then(|v| v.to_str().ok())
+    }
+
     fn body(reply: &Reply) -> (String, String) {
-        let v: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(reply.body()).unwrap();
         let obj = v.as_object().unwrap();
         assert_eq!(obj.len(), 2, "exactly error and message: {v}");
         (
@@ -263,13 +261,13 @@ mod tests {
         ];
         for (err, status, code) in cases {
             let reply = err.reply();
-            assert_eq!(reply.status, status, "{err:?}");
-            assert_eq!(reply.header("content-type"), Some("application/json"));
+            assert_eq!(reply.status(), status, "{err:?}");
+            assert_eq!(header(&reply, "content-type"), Some("application/json"));
             let (c, msg) = body(&reply);
             assert_eq!(c, code, "{err:?}");
             assert!(!msg.is_empty());
             assert_eq!(
-                reply.header("www-authenticate").is_some(),
+                header(&reply, "www-authenticate").is_some(),
                 status == 401,
                 "{err:?}"
             );
@@ -279,17 +277,17 @@ mod tests {
     #[test]
     fn special_headers() {
         let r = Error::from(RequestError::MethodNotAllowed).reply();
-        assert_eq!(r.header("allow"), Some("GET"));
+        assert_eq!(header(&r, "allow"), Some("GET"));
         let r = Error::from(GatewayError::RateLimited {
             retry_after_secs: 7,
             request_id: None,
         })
         .reply();
-        assert_eq!(r.header("retry-after"), Some("7"));
+        assert_eq!(header(&r, "retry-after"), Some("7"));
         let r = Error::from(BackendError::RateLimited).reply();
-        assert_eq!(r.header("retry-after"), Some("5"));
+        assert_eq!(header(&r, "retry-after"), Some("5"));
         let r = Error::from(CredentialError::Missing).reply();
-        assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+        assert_eq!(header(&r, "www-authenticate"), Some("Bearer"));
     }
 
     #[test]

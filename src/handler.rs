@@ -4,11 +4,13 @@
 //! Inputs are plain data (method, target, headers, configuration, the time); the network is
 //! the `Upstream` trait; state that outlives a request (the JWKS cache) is lent in.
 
+use http::HeaderMap;
+
 use crate::backend;
 use crate::claims::{ClaimRules, Claims};
 use crate::config::{BaseUrl, ClientIpHeader, Config, ConfigError};
 use crate::credentials::{self, Credential, CredentialError};
-use crate::error::{Error, Reply};
+use crate::error::{Error, Reply, json_reply};
 use crate::gateway::{self, GatewayError};
 use crate::jwks::KeySet;
 use crate::jwks_cache::JwksCache;
@@ -17,7 +19,9 @@ use crate::protect::{self, Requirements};
 use crate::request::{self, Route, UsersQuery};
 use crate::signature::Verifier;
 use crate::token_cache::TokenCache;
-use crate::upstream::{Method, OutRequest, OutResponse, Service, TransportError, Upstream};
+use crate::upstream::{
+    Method, OutRequest, OutResponse, Service, StatusCode, TransportError, Upstream,
+};
 
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 const MAX_JWKS_BYTES: usize = 64 * 1024;
@@ -26,31 +30,27 @@ pub const USER_AGENT: &str = concat!("wacht-admin/", env!("CARGO_PKG_VERSION"));
 
 /// The incoming request, as far as the core needs it.
 pub struct Incoming<'a> {
-    pub method: &'a str,
+    pub method: &'a Method,
     /// Path and query, e.g. `/admin/users?limit=5`.
     pub target: &'a str,
-    /// Header names in any case; values as bytes (non-UTF-8 values count as absent).
-    pub headers: &'a [(String, Vec<u8>)],
+    pub headers: &'a HeaderMap,
 }
 
 impl Incoming<'_> {
+    /// A header's value; one that is not UTF-8 counts as absent.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+            .get(name)
+            .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
     }
 
     /// A header that must not be repeated: two credentials are ambiguous, and picking one
     /// would let a proxy's header and the caller's disagree about who is calling.
     fn credential_header(&self, name: &str) -> Result<Option<&str>, CredentialError> {
-        let mut values = self
-            .headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name));
+        let mut values = self.headers.get_all(name).iter();
         match (values.next(), values.next()) {
             (None, _) => Ok(None),
-            (Some((_, v)), None) => std::str::from_utf8(v)
+            (Some(v), None) => std::str::from_utf8(v.as_bytes())
                 .map(Some)
                 .map_err(|_| CredentialError::Malformed),
             (Some(_), Some(_)) => Err(CredentialError::Ambiguous),
@@ -65,12 +65,11 @@ impl Incoming<'_> {
             // The right-most hop of the last header: what the nearest proxy appended. Hops
             // further left were written by whoever sent the request.
             ClientIpHeader::XForwardedFor => {
-                let last = self
-                    .headers
-                    .iter()
-                    .rev()
-                    .find(|(n, _)| n.eq_ignore_ascii_case("x-forwarded-for"))?;
-                std::str::from_utf8(&last.1).ok()?.rsplit(',').next()?
+                let last = self.headers.get_all("x-forwarded-for").iter().next_back()?;
+                std::str::from_utf8(last.as_bytes())
+                    .ok()?
+                    .rsplit(',')
+                    .next()?
             }
         }
         .trim();
@@ -129,7 +128,7 @@ impl Outcome {
         let tenths = duration_ns.saturating_add(50_000) / 100_000;
         format!(
             "wacht-admin method={method} path={path} status={} credential={} gateway_request_id={request_id} upstream_status={} duration_ms={}.{}",
-            self.reply.status,
+            self.reply.status().as_u16(),
             self.credential.unwrap_or("-"),
             self.upstream_status
                 .map_or_else(|| "-".to_string(), |s| s.to_string()),
@@ -167,7 +166,7 @@ struct Flow<'a> {
 
 impl Flow<'_> {
     fn run(&mut self, req: &Incoming<'_>) -> Result<Reply, Error> {
-        let Route::Users(query) = request::route(req.method, req.target)?;
+        let Route::Users(query) = request::route(req.method.as_str(), req.target)?;
         let config = self.ctx.config.as_ref().map_err(Clone::clone)?;
         // Without our own key nothing can succeed: say so before spending any upstream call.
         let api_key = config.api_key()?;
@@ -279,7 +278,7 @@ impl Flow<'_> {
         let fetched = self
             .send(OutRequest {
                 service: Service::Jwks,
-                method: Method::Get,
+                method: Method::GET,
                 base: frontend,
                 path_with_query: format!("{}{JWKS_PATH}", frontend.path),
                 headers: vec![("accept", "application/json".into())],
@@ -288,8 +287,8 @@ impl Flow<'_> {
                 max_body_bytes: MAX_JWKS_BYTES,
             })
             .and_then(|resp| match resp.status {
-                200 => Ok(KeySet::parse(&resp.body, self.ctx.verifier)?),
-                other => Err(Error::JwksStatus(other)),
+                StatusCode::OK => Ok(KeySet::parse(&resp.body, self.ctx.verifier)?),
+                other => Err(Error::JwksStatus(other.as_u16())),
             });
         match fetched {
             Ok(keys) => {
@@ -312,7 +311,7 @@ impl Flow<'_> {
         let check = gateway::Check {
             credential,
             resource: request::USERS_PATH,
-            method: req.method,
+            method: req.method.as_str(),
             client_ip: req.client_ip(config.client_ip_header),
             user_agent: req.user_agent(),
             required_permissions: &config.gateway_permissions,
@@ -320,7 +319,7 @@ impl Flow<'_> {
         let body = check.body().map_err(|_| GatewayError::Malformed)?;
         let resp = self.send(OutRequest {
             service: Service::Gateway,
-            method: Method::Post,
+            method: Method::POST,
             base: &config.gateway,
             path_with_query: format!("{}{}", config.gateway.path, gateway::CHECK_PATH),
             headers: vec![
@@ -331,7 +330,7 @@ impl Flow<'_> {
             timeout_ms: self.timeout_ms(),
             max_body_bytes: gateway::MAX_ANSWER_BYTES,
         })?;
-        match gateway::interpret(resp.status, &resp.body) {
+        match gateway::interpret(resp.status.as_u16(), &resp.body) {
             Ok(allowed) => {
                 self.gateway_request_id = allowed.request_id;
                 Ok(())
@@ -351,7 +350,7 @@ impl Flow<'_> {
     ) -> Result<Reply, Error> {
         let resp = self.send(OutRequest {
             service: Service::Backend,
-            method: Method::Get,
+            method: Method::GET,
             base: &config.backend_api,
             path_with_query: backend::users_path(&config.backend_api, query),
             headers: vec![
@@ -362,8 +361,8 @@ impl Flow<'_> {
             timeout_ms: self.timeout_ms(),
             max_body_bytes: backend::MAX_ANSWER_BYTES,
         })?;
-        backend::interpret(resp.status, &resp.body)?;
-        Ok(Reply::json(200, resp.body))
+        backend::interpret(resp.status.as_u16(), &resp.body)?;
+        Ok(json_reply(StatusCode::OK, resp.body))
     }
 
     fn timeout_ms(&self) -> u64 {
@@ -381,7 +380,7 @@ impl Flow<'_> {
         let result = self.ctx.upstream.send(req);
         match result {
             Ok(resp) => {
-                self.upstream_status = Some(resp.status);
+                self.upstream_status = Some(resp.status.as_u16());
                 Ok(resp)
             }
             Err(TransportError::TooLarge) if service == Service::Backend => {

@@ -60,7 +60,7 @@ impl Upstream for Fake {
 
 fn ok(status: u16, body: &str) -> Result<OutResponse, TransportError> {
     Ok(OutResponse {
-        status,
+        status: StatusCode::from_u16(status).unwrap(),
         body: body.as_bytes().to_vec(),
     })
 }
@@ -107,11 +107,15 @@ fn config(extra: &[(&str, &str)]) -> Result<Config, ConfigError> {
     Config::from_vars(vars, &Portable)
 }
 
-fn headers(pairs: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
-    pairs
-        .iter()
-        .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
-        .collect()
+fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (n, v) in pairs {
+        map.append(
+            http::header::HeaderName::from_bytes(n.as_bytes()).unwrap(),
+            http::HeaderValue::from_bytes(v.as_bytes()).unwrap(),
+        );
+    }
+    map
 }
 
 /// One request with a token cache of its own (so no earlier request's verdict is reused).
@@ -140,7 +144,7 @@ fn run_with(
 ) -> Outcome {
     let h = headers(hdrs);
     let req = Incoming {
-        method: "GET",
+        method: &Method::GET,
         target,
         headers: &h,
     };
@@ -167,13 +171,17 @@ fn once(
     run(target, hdrs, cfg, NOW, &mut JwksCache::default(), up)
 }
 
+fn header<'a>(reply: &'a Reply, name: &str) -> Option<&'a str> {
+    reply.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
 /// Status and error code of an error reply.
 fn status_code(o: &Outcome) -> (u16, String) {
-    (o.reply.status, error_code(o))
+    (o.reply.status().as_u16(), error_code(o))
 }
 
 fn error_code(o: &Outcome) -> String {
-    let v: Value = serde_json::from_slice(&o.reply.body).unwrap();
+    let v: Value = serde_json::from_slice(&o.reply.body()).unwrap();
     v["error"].as_str().unwrap().to_string()
 }
 
@@ -198,13 +206,13 @@ fn session_request_fetches_keys_once_and_passes_the_page_through() {
         &mut up,
     );
     assert_eq!(
-        o.reply.status,
+        o.reply.status().as_u16(),
         200,
         "{}",
-        String::from_utf8_lossy(&o.reply.body)
+        String::from_utf8_lossy(&o.reply.body())
     );
-    assert_eq!(o.reply.body, PAGE.as_bytes());
-    assert_eq!(o.reply.header("content-type"), Some("application/json"));
+    assert_eq!(o.reply.body(), PAGE.as_bytes());
+    assert_eq!(header(&o.reply, "content-type"), Some("application/json"));
     assert_eq!(o.credential, Some("session"));
     assert_eq!(o.upstream_status, Some(200));
 
@@ -230,7 +238,7 @@ fn session_request_fetches_keys_once_and_passes_the_page_through() {
         &mut cache,
         &mut up,
     );
-    assert_eq!(o.reply.status, 200);
+    assert_eq!(o.reply.status().as_u16(), 200);
     assert_eq!(up.sent.len(), 3);
     assert_eq!(up.sent[2].service, Service::Backend);
 
@@ -245,7 +253,7 @@ fn session_request_fetches_keys_once_and_passes_the_page_through() {
         &mut cache,
         &mut up,
     );
-    assert_eq!(o.reply.status, 200);
+    assert_eq!(o.reply.status().as_u16(), 200);
     assert_eq!(
         up.sent
             .iter()
@@ -290,7 +298,7 @@ fn unknown_kid_refetches_at_most_once_per_interval() {
             &mut up
         )
         .reply
-        .status,
+        .status(),
         200
     );
 
@@ -304,7 +312,7 @@ fn unknown_kid_refetches_at_most_once_per_interval() {
         &mut cache,
         &mut up,
     );
-    assert_eq!(o.reply.status, 401);
+    assert_eq!(o.reply.status().as_u16(), 401);
     assert_eq!(
         up.sent
             .iter()
@@ -323,7 +331,7 @@ fn unknown_kid_refetches_at_most_once_per_interval() {
         &mut cache,
         &mut up,
     );
-    assert_eq!(o.reply.status, 200);
+    assert_eq!(o.reply.status().as_u16(), 200);
     assert_eq!(
         up.sent
             .iter()
@@ -345,7 +353,7 @@ fn unknown_kid_refetches_at_most_once_per_interval() {
             &mut cache,
             &mut up,
         );
-        assert_eq!(o.reply.status, 401);
+        assert_eq!(o.reply.status().as_u16(), 401);
     }
     assert_eq!(
         up.sent
@@ -373,7 +381,7 @@ fn a_failing_frontend_api_keeps_the_last_good_set() {
             &mut up
         )
         .reply
-        .status,
+        .status(),
         200
     );
     let later = NOW + TTL_SECS + 1;
@@ -386,7 +394,7 @@ fn a_failing_frontend_api_keeps_the_last_good_set() {
         &mut cache,
         &mut up,
     );
-    assert_eq!(o.reply.status, 200);
+    assert_eq!(o.reply.status().as_u16(), 200);
     // The failed refetch is not retried on the very next request.
     let o = run(
         "/admin/users",
@@ -396,7 +404,7 @@ fn a_failing_frontend_api_keeps_the_last_good_set() {
         &mut cache,
         &mut up,
     );
-    assert_eq!(o.reply.status, 200);
+    assert_eq!(o.reply.status().as_u16(), 200);
     assert_eq!(
         up.sent
             .iter()
@@ -434,7 +442,7 @@ fn no_keys_at_all_is_an_upstream_error_not_a_pass() {
             &mut cache,
             &mut up,
         );
-        assert_eq!(o.reply.status, status);
+        assert_eq!(o.reply.status().as_u16(), status);
         assert!(up.sent.iter().all(|s| s.service != Service::Backend));
     }
 }
@@ -455,7 +463,7 @@ fn inline_jwks_needs_no_fetch() {
         &mut cache,
         &mut up,
     );
-    assert_eq!(o.reply.status, 200);
+    assert_eq!(o.reply.status().as_u16(), 200);
     assert!(up.sent.iter().all(|s| s.service == Service::Backend));
 }
 
@@ -472,7 +480,7 @@ fn a_session_without_the_permission_is_forbidden_and_costs_no_backend_call() {
         &config(&[]),
         &mut up,
     );
-    assert_eq!(o.reply.status, 403);
+    assert_eq!(o.reply.status().as_u16(), 403);
     assert_eq!(error_code(&o), "forbidden");
     assert!(up.sent.iter().all(|s| s.service != Service::Backend));
 
@@ -485,7 +493,7 @@ fn a_session_without_the_permission_is_forbidden_and_costs_no_backend_call() {
         &cfg,
         &mut up,
     );
-    assert_eq!(o.reply.status, 403);
+    assert_eq!(o.reply.status().as_u16(), 403);
     let cfg = config(&[(
         "WACHT_REQUIRED_PERMISSIONS",
         "deployment:admin,deployment:read",
@@ -496,7 +504,7 @@ fn a_session_without_the_permission_is_forbidden_and_costs_no_backend_call() {
         &cfg,
         &mut up,
     );
-    assert_eq!(o.reply.status, 200);
+    assert_eq!(o.reply.status().as_u16(), 200);
 }
 
 #[test]
@@ -514,11 +522,10 @@ fn an_invalid_token_is_401_with_www_authenticate() {
             &cfg,
             &mut up,
         );
-        assert_eq!(o.reply.status, 401);
+        assert_eq!(o.reply.status().as_u16(), 401);
         assert_eq!(error_code(&o), "invalid_token");
         assert!(
-            o.reply
-                .header("www-authenticate")
+            header(&o.reply, "www-authenticate")
                 .unwrap()
                 .starts_with("Bearer")
         );
@@ -540,11 +547,14 @@ fn machine_credentials_go_through_the_gateway() {
         &cfg,
         &mut up,
     );
-    assert_eq!(o.reply.status, 200);
+    assert_eq!(o.reply.status().as_u16(), 200);
     assert_eq!(o.credential, Some("api_key"));
     assert_eq!(o.gateway_request_id.as_deref(), Some("req_42"));
     let gw = &up.sent[0];
-    assert_eq!((gw.service, gw.method), (Service::Gateway, Method::Post));
+    assert_eq!(
+        (gw.service, gw.method.clone()),
+        (Service::Gateway, Method::POST)
+    );
     assert_eq!(gw.authority, "gateway.wacht.dev");
     assert_eq!(gw.path, "/v1/authz/check");
     assert_eq!(
@@ -567,7 +577,7 @@ fn machine_credentials_go_through_the_gateway() {
         &cfg,
         &mut up,
     );
-    assert_eq!(o.reply.status, 200);
+    assert_eq!(o.reply.status().as_u16(), 200);
     let body = up.sent[0].body.clone().unwrap();
     assert_eq!(body["principal"]["type"], "oauth_access_token");
     assert_eq!(body["client_ip"], "10.0.0.1", "the hop our proxy appended");
@@ -585,7 +595,7 @@ fn machine_credentials_go_through_the_gateway() {
         &config(&[]),
         &mut up,
     );
-    assert_eq!(o.reply.status, 200);
+    assert_eq!(o.reply.status().as_u16(), 200);
     assert!(up.sent[0].body.as_ref().unwrap().get("client_ip").is_none());
 }
 
@@ -632,7 +642,7 @@ fn gateway_denials() {
         assert_eq!(status_code(&o), (status, code.to_string()));
         assert_eq!(up.sent.len(), 1, "no backend call after a denial");
         if status == 429 {
-            assert_eq!(o.reply.header("retry-after"), Some("3"));
+            assert_eq!(header(&o.reply, "retry-after"), Some("3"));
         }
     }
 }
@@ -679,7 +689,7 @@ fn backend_failures_map_to_gateway_statuses() {
         };
         let o = once("/admin/users", &[("x-api-key", "ak_1")], &cfg, &mut up);
         assert_eq!(status_code(&o), (status, code.to_string()));
-        let body = String::from_utf8(o.reply.body.clone()).unwrap();
+        let body = String::from_utf8(o.reply.body().clone()).unwrap();
         assert!(!body.contains(API_KEY) && !body.contains("boom"));
     }
 }
@@ -696,7 +706,7 @@ fn requests_refused_before_any_upstream_call() {
     ];
     for (target, hdrs, status) in cases {
         let o = once(target, &hdrs, &cfg, &mut up);
-        assert_eq!(o.reply.status, status, "{target}");
+        assert_eq!(o.reply.status().as_u16(), status, "{target}");
     }
     let missing_key = Config::from_vars([("WACHT_PUBLISHABLE_KEY", PK)], &Portable);
     let o = once(
@@ -705,8 +715,8 @@ fn requests_refused_before_any_upstream_call() {
         &missing_key,
         &mut up,
     );
-    assert_eq!(o.reply.status, 500);
-    assert!(String::from_utf8_lossy(&o.reply.body).contains("WACHT_API_KEY"));
+    assert_eq!(o.reply.status().as_u16(), 500);
+    assert!(String::from_utf8_lossy(&o.reply.body()).contains("WACHT_API_KEY"));
     assert!(up.sent.is_empty());
 }
 
@@ -777,7 +787,7 @@ fn client_ip_must_be_an_address() {
         ("x-forwarded-for", "1.2.3.4"),
     ]);
     let req = Incoming {
-        method: "GET",
+        method: &Method::GET,
         target: "/",
         headers: &h,
     };
@@ -792,7 +802,7 @@ fn client_ip_must_be_an_address() {
         ("x-forwarded-for", " 1.2.3.4 , 2001:db8::1 "),
     ]);
     let req = Incoming {
-        method: "GET",
+        method: &Method::GET,
         target: "/",
         headers: &h,
     };
@@ -828,7 +838,7 @@ fn a_cold_cache_does_not_fetch_for_garbage_tokens_nor_more_than_once_per_interva
             &mut cache,
             &mut up,
         );
-        assert_eq!(o.reply.status, 401, "{token}");
+        assert_eq!(o.reply.status().as_u16(), 401, "{token}");
     }
     assert!(up.sent.is_empty());
     // A well-formed token with the frontend API down: one fetch (504), then 503 without fetching.
@@ -844,7 +854,8 @@ fn a_cold_cache_does_not_fetch_for_garbage_tokens_nor_more_than_once_per_interva
                 &mut up,
             )
             .reply
-            .status
+            .status()
+            .as_u16()
         })
         .collect();
     assert_eq!(statuses, vec![504, 503, 503, 503, 503]);
@@ -868,7 +879,7 @@ fn the_last_good_set_expires_while_fetches_fail() {
             &mut up,
         )
         .reply
-        .status
+        .status()
     };
     assert_eq!(status(NOW), 200);
     assert_eq!(
@@ -889,7 +900,7 @@ fn an_invalid_inline_jwks_is_a_configuration_error_for_every_request() {
     let mut up = wacht(vec![]);
     let o = once("/admin/users", &[("x-api-key", "ak_1")], &cfg, &mut up);
     assert_eq!(status_code(&o), (500, "configuration_error".to_string()));
-    assert!(String::from_utf8_lossy(&o.reply.body).contains("WACHT_JWKS"));
+    assert!(String::from_utf8_lossy(&o.reply.body()).contains("WACHT_JWKS"));
     assert!(up.sent.is_empty());
 }
 
@@ -911,7 +922,7 @@ fn the_gateway_request_id_cannot_forge_log_lines() {
         &config(&[]),
         &mut up,
     );
-    assert_eq!(o.reply.status, 200);
+    assert_eq!(o.reply.status().as_u16(), 200);
     let line = o.log_line("GET", "/admin/users", 0);
     assert!(!line.contains('\n'), "{line}");
     assert!(
@@ -996,11 +1007,11 @@ fn a_cached_token_costs_no_signature_check() {
     let token = key.token(&session_claims(FRONTEND, NOW));
     let mut i = Instance::new();
     let first = i.get(&token, &cfg, NOW, &mut up);
-    assert_eq!(first.reply.status, 200);
+    assert_eq!(first.reply.status().as_u16(), 200);
     assert_eq!(first.token_cache, Some("miss"));
     assert_eq!(i.checks(), 1);
     let second = i.get(&token, &cfg, NOW + 1, &mut up);
-    assert_eq!(second.reply.status, 200);
+    assert_eq!(second.reply.status().as_u16(), 200);
     assert_eq!(second.token_cache, Some("hit"));
     assert_eq!(i.checks(), 1, "a hit must not verify again");
     // The permission rules still run on a hit: a configuration that requires another
@@ -1027,10 +1038,16 @@ fn a_cached_token_expires_at_exp_plus_skew() {
     let cfg = config(&[]);
     let token = key.token(&session_claims(FRONTEND, NOW));
     let mut i = Instance::new();
-    assert_eq!(i.get(&token, &cfg, NOW, &mut up).reply.status, 200);
+    assert_eq!(
+        i.get(&token, &cfg, NOW, &mut up).reply.status().as_u16(),
+        200
+    );
     // exp = NOW + 35, skew 5 s: a hit at NOW + 39, refused from NOW + 40.
     let late = i.get(&token, &cfg, NOW + 39, &mut up);
-    assert_eq!((late.reply.status, late.token_cache), (200, Some("hit")));
+    assert_eq!(
+        (late.reply.status().as_u16(), late.token_cache),
+        (200, Some("hit"))
+    );
     let expired = i.get(&token, &cfg, NOW + 40, &mut up);
     assert_eq!(status_code(&expired), (401, "invalid_token".into()));
     assert_eq!(expired.token_cache, Some("miss"));
@@ -1052,7 +1069,10 @@ fn a_key_removed_from_the_jwks_ends_its_cached_tokens() {
     claims["exp"] = json!(NOW + 3 * TTL_SECS);
     let token = old.token(&claims);
     let mut i = Instance::new();
-    assert_eq!(i.get(&token, &cfg, NOW, &mut up).reply.status, 200);
+    assert_eq!(
+        i.get(&token, &cfg, NOW, &mut up).reply.status().as_u16(),
+        200
+    );
     assert_eq!(
         i.get(&token, &cfg, NOW + 1, &mut up).token_cache,
         Some("hit")
@@ -1065,7 +1085,7 @@ fn a_key_removed_from_the_jwks_ends_its_cached_tokens() {
     assert_eq!(
         i.get(&fresh, &cfg, NOW + TTL_SECS + 1, &mut up)
             .reply
-            .status,
+            .status(),
         200
     );
 }
@@ -1079,7 +1099,7 @@ fn token_cache_size_zero_verifies_every_request() {
     let mut i = Instance::new();
     for n in 1..=3 {
         let o = i.get(&token, &cfg, NOW, &mut up);
-        assert_eq!((o.reply.status, o.token_cache), (200, None));
+        assert_eq!((o.reply.status().as_u16(), o.token_cache), (200, None));
         assert_eq!(i.checks(), n);
     }
     assert!(i.tokens.is_empty());

@@ -1,6 +1,8 @@
 //! What the core asks of the network: one blocking request/response exchange per call.
 //! The wasi:http adapter implements it; unit tests implement it with canned answers.
 
+pub use http::{Method, StatusCode};
+
 use crate::config::BaseUrl;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,12 +22,6 @@ impl Service {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
-    Get,
-    Post,
-}
-
 #[derive(Debug, Clone)]
 pub struct OutRequest<'a> {
     pub service: Service,
@@ -43,7 +39,7 @@ pub struct OutRequest<'a> {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutResponse {
-    pub status: u16,
+    pub status: StatusCode,
     pub body: Vec<u8>,
 }
 

@@ -10,7 +10,9 @@ use crate::handler::{self, Context, Incoming};
 use crate::jwks_cache::JwksCache;
 use crate::signature::Verifier;
 use crate::token_cache::TokenCache;
-use crate::upstream::{Method as OutMethod, OutRequest, OutResponse, TransportError, Upstream};
+use crate::upstream::{
+    Method as OutMethod, OutRequest, OutResponse, StatusCode, TransportError, Upstream,
+};
 
 // The generated bindings are FFI glue and need `unsafe`; the adapter code below needs none.
 #[allow(unsafe_code)]
@@ -114,8 +116,14 @@ impl Guest for Component {
         let started = monotonic_clock::now();
         let method = method_name(&request.method());
         let target = request.path_with_query().unwrap_or_else(|| "/".to_string());
-        let headers = request.headers().entries();
+        let headers = header_map(request.headers().entries());
         drop(request);
+        // The host hands over only valid methods; anything else is simply not GET.
+        let Ok(http_method) = http::Method::from_bytes(method.as_bytes()) else {
+            let error = crate::error::Error::from(crate::request::RequestError::MethodNotAllowed);
+            write_reply(response_out, &error.reply());
+            return;
+        };
         let now = wasi::clocks::wall_clock::now().seconds;
 
         let outcome = STATE.with_borrow_mut(|state| {
@@ -123,7 +131,7 @@ impl Guest for Component {
                 Config::from_vars(wasi::cli::environment::get_environment(), VERIFIER)
             });
             let incoming = Incoming {
-                method: &method,
+                method: &http_method,
                 target: &target,
                 headers: &headers,
             };
@@ -165,21 +173,36 @@ fn method_name(method: &Method) -> String {
     }
 }
 
+/// The request's headers as an `http::HeaderMap`. The host has validated names and values; one
+/// that `http` still refuses is dropped, never guessed at.
+fn header_map(entries: Vec<(String, Vec<u8>)>) -> http::HeaderMap {
+    let mut map = http::HeaderMap::with_capacity(entries.len());
+    for (name, value) in entries {
+        if let (Ok(name), Ok(value)) = (
+            http::header::HeaderName::from_bytes(name.as_bytes()),
+            http::HeaderValue::from_bytes(&value),
+        ) {
+            map.append(name, value);
+        }
+    }
+    map
+}
+
 fn write_reply(out: ResponseOutparam, reply: &Reply) {
     let headers = Fields::new();
-    for (name, value) in &reply.headers {
-        let _ = headers.append(name, value.as_bytes());
+    for (name, value) in reply.headers() {
+        let _ = headers.append(name.as_str(), value.as_bytes());
     }
-    let _ = headers.append("content-length", reply.body.len().to_string().as_bytes());
+    let _ = headers.append("content-length", reply.body().len().to_string().as_bytes());
     let response = OutgoingResponse::new(headers);
-    let _ = response.set_status_code(reply.status);
+    let _ = response.set_status_code(reply.status().as_u16());
     let Ok(body) = response.body() else {
         ResponseOutparam::set(out, Err(ErrorCode::InternalError(None)));
         return;
     };
     ResponseOutparam::set(out, Ok(response));
     if let Ok(stream) = body.write() {
-        for chunk in reply.body.chunks(WRITE_CHUNK) {
+        for chunk in reply.body().chunks(WRITE_CHUNK) {
             if stream.blocking_write_and_flush(chunk).is_err() {
                 // The client went away; nothing more to do.
                 return;
@@ -210,9 +233,12 @@ impl Upstream for WasiUpstream {
                 .map_err(|_| TransportError::Failed)?;
         }
         let outgoing = OutgoingRequest::new(headers);
-        let method = match req.method {
-            OutMethod::Get => Method::Get,
-            OutMethod::Post => Method::Post,
+        let method = if req.method == OutMethod::GET {
+            Method::Get
+        } else if req.method == OutMethod::POST {
+            Method::Post
+        } else {
+            return Err(TransportError::Failed);
         };
         let scheme = if req.base.https {
             Scheme::Https
@@ -258,7 +284,7 @@ impl Upstream for WasiUpstream {
             Some(Ok(Err(code))) => return Err(map_error(code)),
             Some(Err(())) | None => return Err(TransportError::Failed),
         };
-        let status = response.status();
+        let status = StatusCode::from_u16(response.status()).map_err(|_| TransportError::Failed)?;
         let incoming_body = response.consume().map_err(|()| TransportError::Failed)?;
         let stream = incoming_body
             .stream()
