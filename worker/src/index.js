@@ -18,6 +18,7 @@ import { error, outputStreamCreate, poll, streams } from "@bytecodealliance/prev
 import { insecureSeed } from "@bytecodealliance/preview2-shim/random";
 import {
   allowedOrigins,
+  hasJspi,
   maxInstances,
   poolSize,
   requestOrigin,
@@ -32,6 +33,15 @@ import { VerifyingKey, importKey } from "./verifier.js";
 const realFetch = globalThis.fetch;
 globalThis.fetch = (input, init) => realFetch(input, { ...init, redirect: "manual" });
 
+// Without JSPI no instance can run: say so once, at start-up, and answer every request with a
+// clear error instead of failing each instantiation.
+const JSPI = hasJspi(WebAssembly);
+if (!JSPI) {
+  console.error(
+    "wacht-admin worker: this runtime has no WebAssembly JSPI (Suspending/promising); every request is answered 502 internal_error",
+  );
+}
+
 const idle = []; // instances ready to serve, each { handle }
 let idleKey = null; // the configuration the idle instances were made with
 // Requests holding an instance. A Set of start times rather than a counter: a request the
@@ -40,6 +50,9 @@ const inFlight = new Set();
 
 export default {
   async fetch(request, env) {
+    if (!JSPI) {
+      return failure("internal_error", "this Workers runtime cannot run the component (no WebAssembly JSPI)");
+    }
     const vars = wachtVars(env);
     // Instances keep their parsed configuration: a changed binding set starts a fresh pool.
     const key = JSON.stringify(vars);
@@ -73,13 +86,8 @@ async function serve(request, vars, key, env) {
     try {
       instance = await createInstance(vars);
     } catch (e) {
-      // No request data exists yet, so the error's own message is safe to log. Without JSPI
-      // (WebAssembly.Suspending/promising) this is "TypeError: WebAssembly.Suspending is not
-      // a constructor", on every request.
-      const jspi =
-        typeof WebAssembly.Suspending === "function" && typeof WebAssembly.promising === "function";
-      const hint = jspi ? "" : " (this runtime has no JSPI)";
-      console.error(`wacht-admin worker: instantiation failed: ${e?.name}: ${e?.message}${hint}`);
+      // No request data exists yet, so the error's own message is safe to log.
+      console.error(`wacht-admin worker: instantiation failed: ${e?.name}: ${e?.message}`);
       return failure("internal_error", "the component could not be started");
     }
   }

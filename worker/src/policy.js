@@ -78,3 +78,9 @@ export function requestOrigin(request) {
     return null;
   }
 }
+
+// Whether this runtime can suspend Wasm on a Promise (JSPI): the component's blocking WASI calls
+// and the WebCrypto verifier need it. Checked once, at start-up.
+export function hasJspi(wasm) {
+  return typeof wasm?.Suspending === "function" && typeof wasm?.promising === "function";
+}

@@ -1,7 +1,15 @@
 // The shim's pure policy functions: `node --test worker/test/` (run by `make test-worker`).
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { allowedOrigins, maxInstances, poolSize, requestOrigin, staleAfterMs, wachtVars } from "../src/policy.js";
+import {
+  allowedOrigins,
+  hasJspi,
+  maxInstances,
+  poolSize,
+  requestOrigin,
+  staleAfterMs,
+  wachtVars,
+} from "../src/policy.js";
 
 const pk = (url, prefix = "pk_test_") => prefix + btoa(url);
 // A stand-in for preview2-shim's OutgoingRequest: only the getters requestOrigin reads.
@@ -93,4 +101,14 @@ test("an in-flight entry is stale after four upstream timeouts and 5 s", () => {
   assert.equal(staleAfterMs({}), 45000);
   assert.equal(staleAfterMs({ WACHT_UPSTREAM_TIMEOUT_MS: "500" }), 7000);
   assert.equal(staleAfterMs({ WACHT_UPSTREAM_TIMEOUT_MS: "junk" }), 45000);
+});
+
+test("JSPI is detected from WebAssembly.Suspending and WebAssembly.promising", () => {
+  const fn = () => {};
+  assert.equal(hasJspi({ Suspending: fn, promising: fn }), true);
+  assert.equal(hasJspi({ Suspending: fn }), false);
+  assert.equal(hasJspi({ promising: fn }), false);
+  assert.equal(hasJspi({}), false);
+  assert.equal(hasJspi(undefined), false);
+  assert.equal(hasJspi({ Suspending: {}, promising: fn }), false);
 });
