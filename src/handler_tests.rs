@@ -181,7 +181,7 @@ fn status_code(o: &Outcome) -> (u16, String) {
 }
 
 fn error_code(o: &Outcome) -> String {
-    let v: Value = serde_json::from_slice(&o.reply.body()).unwrap();
+    let v: Value = serde_json::from_slice(o.reply.body()).unwrap();
     v["error"].as_str().unwrap().to_string()
 }
 
@@ -209,7 +209,7 @@ fn session_request_fetches_keys_once_and_passes_the_page_through() {
         o.reply.status().as_u16(),
         200,
         "{}",
-        String::from_utf8_lossy(&o.reply.body())
+        String::from_utf8_lossy(o.reply.body())
     );
     assert_eq!(o.reply.body(), PAGE.as_bytes());
     assert_eq!(header(&o.reply, "content-type"), Some("application/json"));
@@ -716,7 +716,7 @@ fn requests_refused_before_any_upstream_call() {
         &mut up,
     );
     assert_eq!(o.reply.status().as_u16(), 500);
-    assert!(String::from_utf8_lossy(&o.reply.body()).contains("WACHT_API_KEY"));
+    assert!(String::from_utf8_lossy(o.reply.body()).contains("WACHT_API_KEY"));
     assert!(up.sent.is_empty());
 }
 
@@ -900,7 +900,7 @@ fn an_invalid_inline_jwks_is_a_configuration_error_for_every_request() {
     let mut up = wacht(vec![]);
     let o = once("/admin/users", &[("x-api-key", "ak_1")], &cfg, &mut up);
     assert_eq!(status_code(&o), (500, "configuration_error".to_string()));
-    assert!(String::from_utf8_lossy(&o.reply.body()).contains("WACHT_JWKS"));
+    assert!(String::from_utf8_lossy(o.reply.body()).contains("WACHT_JWKS"));
     assert!(up.sent.is_empty());
 }
 

@@ -18,7 +18,9 @@ use common::{Build, bearer, component_of, env_for, json_error, request, standin,
 use serde_json::{Value, json};
 use wacht_admin_host::Handled;
 use wacht_standin::StandIn;
-use wacht_standin::tokens::{TestKey, b64url, jwks, session_claims};
+use wacht_standin::tokens::{
+    TestKey, jwks, session_claims, with_flipped_signature_bit, with_payload,
+};
 
 const BUILDS: [Build; 2] = [Build::Portable, Build::HostVerifier];
 const BAD_SIGNATURE: &str = "token signature does not verify";
@@ -31,27 +33,6 @@ async fn get_with(build: Build, token: &str, env: &[(String, String)]) -> anyhow
 
 fn claims(s: &StandIn) -> Value {
     session_claims(&s.url(), common::now())
-}
-
-/// The token with its payload replaced, the signature kept.
-fn tampered(token: &str, payload: &Value) -> String {
-    let parts: Vec<&str> = token.split('.').collect();
-    format!(
-        "{}.{}.{}",
-        parts[0],
-        b64url(payload.to_string().as_bytes()),
-        parts[2]
-    )
-}
-
-/// The token with one bit of its signature flipped.
-fn flip_signature_bit(token: &str) -> String {
-    use base64::Engine as _;
-    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let (input, sig) = token.rsplit_once('.').unwrap();
-    let mut sig = b64.decode(sig).unwrap();
-    sig[10] ^= 0x01;
-    format!("{input}.{}", b64.encode(sig))
 }
 
 #[tokio::test]
@@ -75,8 +56,11 @@ async fn every_algorithm_verifies_and_forgeries_fail_in_both_builds() -> anyhow:
             upgraded["permissions"] = json!({"organization": ["deployment:read", "admin"]});
             upgraded["sub"] = json!("1");
             let mut forged = vec![
-                ("tampered payload", tampered(&good, &upgraded)),
-                ("signature with a flipped bit", flip_signature_bit(&good)),
+                ("tampered payload", with_payload(&good, &upgraded)),
+                (
+                    "signature with a flipped bit",
+                    with_flipped_signature_bit(&good),
+                ),
             ];
             // Another key of the same type (and kid): there is one committed RSA test key.
             let rogue = match key.alg() {

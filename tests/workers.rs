@@ -14,13 +14,21 @@
 
 #[path = "workers/client.rs"]
 mod client;
+#[path = "workers/native.rs"]
+mod native;
+#[path = "workers/tsworker.rs"]
+mod tsworker;
+#[path = "vectors/mod.rs"]
+mod vectors;
+#[path = "workers/verifier.rs"]
+mod verifier;
 #[path = "workers/workerd.rs"]
 mod workerd;
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, ensure};
@@ -29,7 +37,8 @@ use wacht_standin::tokens::{TestKey, b64url, session_claims};
 use wacht_standin::{Credential, Endpoint, Fault, StandIn, StandInConfig};
 
 use client::Response;
-use workerd::{Service, Workerd};
+use native::NativeHost;
+use workerd::{ModuleWorker, Service, Workerd};
 
 const TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -793,6 +802,21 @@ fn the_guest_cannot_be_redirected_off_the_allowlist() {
     c.finish(&w.logs());
 }
 
+/// The benchmarks run one at a time, whatever `--test-threads` says: two at once would share
+/// the cores and spoil each other's figures.
+static BENCH_LOCK: Mutex<()> = Mutex::new(());
+
+fn bench_lock() -> MutexGuard<'static, ()> {
+    BENCH_LOCK.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// Requests/s and workerd CPU per request, one instance per request (`WACHT_POOL_SIZE=0`) vs the
 /// pool, keep-alive connections like wrk, against the loopback stand-in. Not part of `make test`:
 ///
@@ -802,17 +826,13 @@ fn the_guest_cannot_be_redirected_off_the_allowlist() {
 #[test]
 #[ignore = "benchmark: run it explicitly"]
 fn bench_pool_vs_instance_per_request() {
-    let env_num = |name: &str, default: u64| {
-        std::env::var(name)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
+    let _one_at_a_time = bench_lock();
     let secs = env_num("WACHT_BENCH_SECS", 5);
     let conns = env_num("WACHT_BENCH_CONNECTIONS", 4) as usize;
     let s = standin();
     let api_key = "wk_live_".to_string() + &b64url(&[7u8; 32]);
     s.add_credential(&api_key, Credential::api_key(&["user:read"]));
+    let users = UsersCheck::new(&s).unwrap();
     let w = Workerd::start(
         "bench",
         &[
@@ -831,89 +851,587 @@ fn bench_pool_vs_instance_per_request() {
         "{:<12} {:<12} {:>8} {:>12} {:>9} {:>9} {:>7} {:>9}",
         "mode", "credential", "req/s", "CPU ms/req", "p50 ms", "p99 ms", "errors", "RSS MiB"
     );
+    let is_401 = |r: &Response| r.status == 401;
+    let is_users = |r: &Response| users.matches(r);
     for service in ["pool", "per_request"] {
         // "none" is a 401 without any upstream call: the cost of workerd, the shim and the glue.
-        for (kind, header, status) in [
-            ("session JWT", ("authorization", session.as_str()), 200),
-            ("API key", ("x-api-key", api_key.as_str()), 200),
-            ("none (401)", ("accept", "application/json"), 401),
-        ] {
+        let rows: [(&str, &str, &str, &Check<'_>); 3] = [
+            ("session JWT", "authorization", session.as_str(), &is_users),
+            ("API key", "x-api-key", api_key.as_str(), &is_users),
+            ("none (401)", "accept", "application/json", &is_401),
+        ];
+        for (kind, name, value, check) in rows {
             let addr = w.addr(service);
-            let _ = drive(addr, conns, Duration::from_secs(1), header, status);
+            let values = [value.to_string()];
+            let next = AtomicUsize::new(0);
+            let _ = drive(
+                addr,
+                conns,
+                Duration::from_secs(1),
+                name,
+                &values,
+                &next,
+                check,
+            );
             let cpu0 = w.cpu_time().unwrap_or_default();
-            let (ok, errors, mut latencies, elapsed) =
-                drive(addr, conns, Duration::from_secs(secs), header, status);
+            let d = drive(
+                addr,
+                conns,
+                Duration::from_secs(secs),
+                name,
+                &values,
+                &next,
+                check,
+            );
             let cpu = w.cpu_time().unwrap_or_default().saturating_sub(cpu0);
-            latencies.sort();
-            let pct = |p: f64| {
-                latencies
-                    .get(
-                        ((latencies.len() as f64 * p) as usize)
-                            .min(latencies.len().saturating_sub(1)),
-                    )
-                    .map_or(0.0, |d| d.as_secs_f64() * 1e3)
-            };
             // RSS after each run: a pool that leaks per request grows row by row.
             eprintln!(
-                "{service:<12} {kind:<12} {:>8.0} {:>12.2} {:>9.1} {:>9.1} {errors:>7} {:>9.1}",
-                ok as f64 / elapsed.as_secs_f64(),
-                cpu.as_secs_f64() * 1e3 / ok.max(1) as f64,
-                pct(0.5),
-                pct(0.99),
+                "{service:<12} {kind:<12} {:>8.0} {:>12.2} {:>9.1} {:>9.1} {:>7} {:>9.1}",
+                d.rps(),
+                cpu.as_secs_f64() * 1e3 / d.ok.max(1) as f64,
+                d.percentile_ms(0.5),
+                d.percentile_ms(0.99),
+                d.errors,
                 w.rss_kib().unwrap_or(0) as f64 / 1024.0,
             );
         }
     }
 }
 
-/// Keep-alive GETs on `conns` connections for `run`; returns (answers with `status`, other
-/// answers and errors, latencies, wall time).
+/// How many distinct session tokens the "many tokens" rows cycle through.
+const DISTINCT_TOKENS: usize = 20_000;
+
+/// One server of the side-by-side table, started for its two rows and killed right after.
+enum Server {
+    Workerd(Workerd, &'static str),
+    Host(NativeHost),
+}
+
+impl Server {
+    fn addr(&self) -> SocketAddr {
+        match self {
+            Server::Workerd(w, service) => w.addr(service),
+            Server::Host(h) => h.addr(),
+        }
+    }
+
+    /// User + system CPU of the server's process(es) so far.
+    fn cpu_time(&self) -> Option<Duration> {
+        match self {
+            Server::Workerd(w, _) => w.cpu_time(),
+            Server::Host(h) => h.cpu_time(),
+        }
+    }
+
+    fn rss_kib(&self) -> Option<u64> {
+        match self {
+            Server::Workerd(w, _) => w.rss_kib(),
+            Server::Host(h) => h.rss_kib(),
+        }
+    }
+
+    fn logs(&self) -> String {
+        match self {
+            Server::Workerd(w, _) => w.logs(),
+            Server::Host(h) => h.logs(),
+        }
+    }
+}
+
+/// One row of the side-by-side table.
+struct Row {
+    server: &'static str,
+    tokens: &'static str,
+    rps: f64,
+    cpu_ms: Option<f64>,
+    p50: f64,
+    p99: f64,
+    ok: usize,
+    errors: usize,
+    rss_mib: Option<f64>,
+}
+
+/// The side-by-side table `make bench` prints: the guide's TypeScript worker (the baseline) and
+/// our Worker, each in plain workerd, and `make serve` (the native host binary), against the same
+/// loopback stand-in Wacht, with one session token repeated and with 20,000 distinct ones
+/// (ES256, signed by the stand-in's key, minted before any timed run). Not part of `make test`:
+///
+///   make build worker-build && cargo build --profile host -p wacht-admin-host --bins &&
+///   cargo test --test workers bench_side_by_side -- --ignored --nocapture
+///
+/// WACHT_BENCH_SECS (default 5) and WACHT_BENCH_CONNECTIONS (default 4) tune it. Without the
+/// TypeScript worker's seed (`../shared/seed/ts-worker`) it says so and prints our rows alone.
+#[test]
+#[ignore = "benchmark: run it explicitly"]
+fn bench_side_by_side() {
+    let _one_at_a_time = bench_lock();
+    let bench_started = Instant::now();
+    let secs = env_num("WACHT_BENCH_SECS", 5);
+    let conns = env_num("WACHT_BENCH_CONNECTIONS", 4) as usize;
+    let s = standin();
+    let users = UsersCheck::new(&s).unwrap();
+    let mut notes: Vec<String> = Vec::new();
+
+    // The baseline first: building it takes a few seconds (npm ci only when its lock changed).
+    let ts = match tsworker::build() {
+        Ok(Some(ts)) => Some(ts),
+        Ok(None) => {
+            notes.push(format!(
+                "TypeScript worker: {} is absent, so the baseline is left out (our rows only)",
+                tsworker::seed_dir().display()
+            ));
+            None
+        }
+        Err(e) => {
+            let first = format!("{e:#}").lines().next().unwrap_or("").to_string();
+            notes.push(format!(
+                "TypeScript worker: could not be built, so the baseline is left out: {first}"
+            ));
+            None
+        }
+    };
+
+    // Every token before any timed run: one repeated, and DISTINCT_TOKENS distinct ones.
+    let minting = Instant::now();
+    let (single, distinct) = mint_session_tokens(&s, DISTINCT_TOKENS);
+    let mut forged_claims = session_claims(&s.url(), now());
+    forged_claims["exp"] = json!(now() + 3600);
+    let forged = format!("Bearer {}", TestKey::es256(2).token(&forged_claims));
+    eprintln!(
+        "minted {} ES256 session tokens in {:.1} s",
+        distinct.len() + 1,
+        minting.elapsed().as_secs_f64()
+    );
+
+    let mut rows: Vec<Row> = Vec::new();
+    let labels = ["TypeScript worker", "our Worker", "make serve (host)"];
+    for label in labels {
+        let started = match label {
+            "TypeScript worker" => {
+                let Some(ts) = &ts else { continue };
+                let worker = ModuleWorker {
+                    name: "ts",
+                    main: &ts.index_js,
+                    compatibility_date: &ts.compatibility_date,
+                    bindings: vec![
+                        ("WACHT_API_KEY".to_string(), s.api_key()),
+                        ("WACHT_PUBLISHABLE_KEY".to_string(), s.publishable_key()),
+                        ("WACHT_BACKEND_API_URL".to_string(), s.url()),
+                    ],
+                };
+                Workerd::start_module("bench-ts", &worker).map(|w| Server::Workerd(w, "ts"))
+            }
+            "our Worker" => {
+                Workerd::start("bench-ours", &[Service::new("ours", bindings(&s, &[]))])
+                    .map(|w| Server::Workerd(w, "ours"))
+            }
+            _ => NativeHost::start(&bindings(&s, &[])).map(Server::Host),
+        };
+        let server = match started {
+            Ok(server) => server,
+            Err(e) if label == "TypeScript worker" => {
+                let first = format!("{e:#}").lines().next().unwrap_or("").to_string();
+                notes.push(format!(
+                    "TypeScript worker: did not start, left out: {first}"
+                ));
+                continue;
+            }
+            Err(e) => panic!("{label}: {e:#}"),
+        };
+        // Two requests first: a stand-in session token must get 200 with the users page (or
+        // the rows would be all errors), and the same claims signed by another key must not
+        // (or the server would not be verifying anything).
+        let probe = get(server.addr(), "/admin/users", &[("authorization", &single)]);
+        let forged_probe = get(server.addr(), "/admin/users", &[("authorization", &forged)]);
+        let problem = match (&probe, &forged_probe) {
+            (Ok(r), _) if !users.matches(r) => Some(format!(
+                "a stand-in session token did not get 200 with the users JSON:\n{}",
+                r.dump().chars().take(600).collect::<String>()
+            )),
+            (Err(e), _) => Some(format!("a stand-in session token got no answer: {e:#}")),
+            (_, Ok(r)) if r.status == 200 => Some(format!(
+                "a token signed by another key got 200:\n{}",
+                r.dump().chars().take(600).collect::<String>()
+            )),
+            (_, Err(e)) => Some(format!("a forged session token got no answer: {e:#}")),
+            _ => None,
+        };
+        if let Some(problem) = problem {
+            let message = format!(
+                "{label}: {problem}\n--- its output (tail) ---\n{}",
+                tail(&server.logs(), 20)
+            );
+            if label == "TypeScript worker" {
+                eprintln!("{message}");
+                notes.push(message.lines().take(2).collect::<Vec<_>>().join(" "));
+                continue;
+            }
+            panic!("{message}");
+        }
+        let singles = [single.clone()];
+        for (tokens, values) in [
+            ("1 repeated", &singles[..]),
+            ("20,000 distinct", &distinct[..]),
+        ] {
+            let next = AtomicUsize::new(0);
+            let check = |r: &Response| users.matches(r);
+            let _ = drive(
+                server.addr(),
+                conns,
+                Duration::from_secs(1),
+                "authorization",
+                values,
+                &next,
+                &check,
+            );
+            let warm = next.load(Ordering::SeqCst);
+            let cpu0 = server.cpu_time();
+            let d = drive(
+                server.addr(),
+                conns,
+                Duration::from_secs(secs),
+                "authorization",
+                values,
+                &next,
+                &check,
+            );
+            let cpu1 = server.cpu_time();
+            let sent = next.load(Ordering::SeqCst);
+            let cpu_ms = match (cpu0, cpu1) {
+                (Some(a), Some(b)) if d.ok > 0 => {
+                    Some(b.saturating_sub(a).as_secs_f64() * 1e3 / d.ok as f64)
+                }
+                _ => None,
+            };
+            if values.len() > 1 && sent > values.len() {
+                notes.push(format!(
+                    "{label}, {tokens}: {sent} requests (warm-up {warm}) went round the {} tokens, \
+                     so some tokens were sent twice",
+                    values.len()
+                ));
+            }
+            if let Some(first) = &d.first_error {
+                notes.push(format!(
+                    "{label}, {tokens}: {} errors, the first: {first}",
+                    d.errors
+                ));
+            }
+            let row = Row {
+                server: label,
+                tokens,
+                rps: d.rps(),
+                cpu_ms,
+                p50: d.percentile_ms(0.5),
+                p99: d.percentile_ms(0.99),
+                ok: d.ok,
+                errors: d.errors,
+                rss_mib: server.rss_kib().map(|k| k as f64 / 1024.0),
+            };
+            eprintln!(
+                "  {:<18} {:<16} {:>8.0} req/s, {} CPU ms/req, {} errors",
+                row.server,
+                row.tokens,
+                row.rps,
+                row.cpu_ms.map_or("n/a".to_string(), |c| format!("{c:.3}")),
+                row.errors
+            );
+            rows.push(row);
+        }
+        // The server is killed here (by its PID) before the next one starts.
+        drop(server);
+    }
+    println!(
+        "{}",
+        side_by_side_table(&rows, &notes, secs, conns, bench_started.elapsed())
+    );
+}
+
+/// `Bearer` values: one token, and `n` distinct ones (each its own `sid` and `iat`), all valid
+/// for an hour, signed with the stand-in's key; minted on every core.
+fn mint_session_tokens(s: &StandIn, n: usize) -> (String, Vec<String>) {
+    let key = s.key().unwrap();
+    let (issuer, t) = (s.url(), now());
+    let mint = |sid: String, iat: u64| {
+        let mut claims = session_claims(&issuer, iat);
+        claims["sid"] = json!(sid);
+        claims["exp"] = json!(t + 3600);
+        format!("Bearer {}", key.token(&claims))
+    };
+    let single = mint("sess_bench_single".into(), t);
+    let threads = std::thread::available_parallelism().map_or(1, |p| p.get());
+    let chunk = n.div_ceil(threads);
+    let distinct: Vec<String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|k| {
+                let mint = &mint;
+                scope.spawn(move || {
+                    (k * chunk..((k + 1) * chunk).min(n))
+                        .map(|i| mint(format!("sess_bench_{i:05}"), t - (i as u64 % 60)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a minting thread panicked"))
+            .collect()
+    });
+    let unique: std::collections::HashSet<&String> = distinct.iter().collect();
+    assert_eq!(unique.len(), n, "the minted tokens are not all distinct");
+    (single, distinct)
+}
+
+/// The table, as one block: TypeScript worker rows first, ratios against its row with the same
+/// tokens (req/s: higher is faster; CPU: lower is cheaper).
+fn side_by_side_table(
+    rows: &[Row],
+    notes: &[String],
+    secs: u64,
+    conns: usize,
+    took: Duration,
+) -> String {
+    use std::fmt::Write as _;
+    let cores = std::thread::available_parallelism().map_or(0, |p| p.get());
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n== Side by side: the guide's TypeScript worker vs our Worker vs make serve =="
+    );
+    let _ = writeln!(
+        out,
+        "GET /admin/users with an ES256 session JWT, same loopback stand-in Wacht; {conns} keep-alive \
+         connections, 1 s warm-up then {secs} s per row; {cores} cores shared by the server, the \
+         stand-in and the load generator.\n\
+         CPU = user+system of the server's own process(es) over the timed run (/proc/<pid>/stat) / \
+         200s with the users JSON; anything else is an error. Ratios are vs the TypeScript worker \
+         with the same tokens."
+    );
+    let _ = writeln!(
+        out,
+        "TypeScript worker = ../shared/seed/ts-worker bundled by `wrangler deploy --dry-run` \
+         (target/ts-worker/dist/index.js) in plain workerd; our Worker = worker/dist \
+         (make worker-build) in plain workerd, instance pool; make serve = \
+         target/host/wacht-admin-host with target/host-verifier/.../wacht_admin.wasm."
+    );
+    let _ = writeln!(
+        out,
+        "{:<18} {:<16} {:>8} {:>11} {:>8} {:>8} {:>7} {:>8} {:>11} {:>10} {:>8}",
+        "server",
+        "session tokens",
+        "req/s",
+        "CPU ms/req",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+        "200s",
+        "req/s vs TS",
+        "CPU vs TS",
+        "RSS MiB"
+    );
+    for r in rows {
+        let base = rows
+            .iter()
+            .find(|b| b.server == "TypeScript worker" && b.tokens == r.tokens);
+        let rps_ratio = base
+            .filter(|b| b.rps > 0.0)
+            .map_or("n/a".to_string(), |b| format!("{:.2}x", r.rps / b.rps));
+        let cpu_ratio = match (base.and_then(|b| b.cpu_ms), r.cpu_ms) {
+            (Some(b), Some(c)) if b > 0.0 => format!("{:.2}x", c / b),
+            _ => "n/a".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "{:<18} {:<16} {:>8.0} {:>11} {:>8.2} {:>8.2} {:>7} {:>8} {:>11} {:>10} {:>8}",
+            r.server,
+            r.tokens,
+            r.rps,
+            r.cpu_ms.map_or("n/a".to_string(), |c| format!("{c:.3}")),
+            r.p50,
+            r.p99,
+            r.errors,
+            r.ok,
+            rps_ratio,
+            cpu_ratio,
+            r.rss_mib.map_or("n/a".to_string(), |m| format!("{m:.0}")),
+        );
+    }
+    for note in notes {
+        let _ = writeln!(out, "note: {note}");
+    }
+    let _ = write!(
+        out,
+        "(the whole comparison took {:.0} s)",
+        took.as_secs_f64()
+    );
+    out
+}
+
+/// "200 with the users JSON": the page the stand-in's backend serves (`GET /users?limit=20`),
+/// compared as JSON (a server may re-serialise it); bodies already seen to match are then
+/// compared byte for byte.
+struct UsersCheck {
+    expected: Value,
+    seen: RwLock<Vec<Vec<u8>>>,
+}
+
+impl UsersCheck {
+    fn new(s: &StandIn) -> anyhow::Result<UsersCheck> {
+        let auth = format!("Bearer {}", s.api_key());
+        let r = get(s.addr(), "/users?limit=20", &[("authorization", &auth)])?;
+        ensure!(r.status == 200, "the stand-in's /users:\n{}", r.dump());
+        let expected: Value = serde_json::from_slice(&r.body)?;
+        ensure!(
+            expected["data"].as_array().is_some_and(|d| !d.is_empty()),
+            "no users in {expected}"
+        );
+        Ok(UsersCheck {
+            expected,
+            seen: RwLock::new(vec![r.body]),
+        })
+    }
+
+    fn matches(&self, r: &Response) -> bool {
+        if r.status != 200
+            || !r
+                .header("content-type")
+                .is_some_and(|c| c.starts_with("application/json"))
+        {
+            return false;
+        }
+        let seen = self.seen.read().unwrap_or_else(PoisonError::into_inner);
+        if seen.contains(&r.body) {
+            return true;
+        }
+        drop(seen);
+        let same = serde_json::from_slice::<Value>(&r.body).is_ok_and(|v| v == self.expected);
+        if same {
+            let mut seen = self.seen.write().unwrap_or_else(PoisonError::into_inner);
+            if seen.len() < 16 {
+                seen.push(r.body.clone());
+            }
+        }
+        same
+    }
+}
+
+/// Whether an answer counts as a success.
+type Check<'a> = dyn Fn(&Response) -> bool + Sync + 'a;
+
+/// What one [`drive`] run saw.
+struct Driven {
+    /// Answers that passed the check.
+    ok: usize,
+    /// Other answers, transport errors and failed connects.
+    errors: usize,
+    /// The first error, described.
+    first_error: Option<String>,
+    /// Of the answers that passed, sorted.
+    latencies: Vec<Duration>,
+    elapsed: Duration,
+}
+
+impl Driven {
+    fn rps(&self) -> f64 {
+        self.ok as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn percentile_ms(&self, p: f64) -> f64 {
+        let l = &self.latencies;
+        l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1)))
+            .map_or(0.0, |d| d.as_secs_f64() * 1e3)
+    }
+}
+
+/// Keep-alive GETs of /admin/users on `conns` connections for `run` (wrk-like: each connection
+/// sends its next request as soon as the answer is in). Request k carries header `name` with
+/// `values[k % len]`, k counted by `next` across connections (and across calls that share it);
+/// an answer counts as ok when `check` says so. Bounded: no request starts after `run`, and
+/// each waits at most [`TIMEOUT`].
 fn drive(
     addr: SocketAddr,
     conns: usize,
     run: Duration,
-    header: (&str, &str),
-    status: u16,
-) -> (usize, usize, Vec<Duration>, Duration) {
+    name: &str,
+    values: &[String],
+    next: &AtomicUsize,
+    check: &Check<'_>,
+) -> Driven {
     let started = Instant::now();
     let deadline = started + run;
-    let handles: Vec<_> = (0..conns)
-        .map(|_| {
-            let (name, value) = (header.0.to_string(), header.1.to_string());
-            std::thread::spawn(move || {
-                let (mut ok, mut errors, mut latencies) = (0, 0, Vec::new());
-                let mut conn = None;
-                while Instant::now() < deadline {
-                    if conn.is_none() {
-                        conn = client::Conn::open(addr, TIMEOUT).ok();
-                    }
-                    let Some(c) = conn.as_mut() else {
-                        errors += 1;
-                        continue;
+    let per_conn: Vec<Driven> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..conns)
+            .map(|_| {
+                scope.spawn(move || {
+                    let mut d = Driven {
+                        ok: 0,
+                        errors: 0,
+                        first_error: None,
+                        latencies: Vec::new(),
+                        elapsed: Duration::ZERO,
                     };
-                    let t = Instant::now();
-                    match c.get("/admin/users", &[(&name, &value)]) {
-                        Ok(r) if r.status == status => {
-                            ok += 1;
-                            latencies.push(t.elapsed());
+                    let fail = |d: &mut Driven, what: String| {
+                        d.errors += 1;
+                        d.first_error.get_or_insert(what);
+                    };
+                    let mut conn = None;
+                    while Instant::now() < deadline {
+                        if conn.is_none() {
+                            match client::Conn::open(addr, TIMEOUT) {
+                                Ok(c) => conn = Some(c),
+                                Err(e) => {
+                                    fail(&mut d, format!("connect: {e:#}"));
+                                    std::thread::sleep(Duration::from_millis(10));
+                                    continue;
+                                }
+                            }
                         }
-                        Ok(_) => errors += 1,
-                        Err(_) => {
-                            errors += 1;
-                            conn = None;
+                        let Some(c) = conn.as_mut() else { continue };
+                        let value = &values[next.fetch_add(1, Ordering::Relaxed) % values.len()];
+                        let t = Instant::now();
+                        match c.get("/admin/users", &[(name, value)]) {
+                            Ok(r) if check(&r) => {
+                                d.ok += 1;
+                                d.latencies.push(t.elapsed());
+                            }
+                            Ok(r) => {
+                                let body: String = r.text().chars().take(200).collect();
+                                fail(&mut d, format!("HTTP {} {body}", r.status));
+                                if r.header("connection")
+                                    .is_some_and(|v| v.eq_ignore_ascii_case("close"))
+                                {
+                                    conn = None;
+                                }
+                            }
+                            Err(e) => {
+                                fail(&mut d, format!("{e:#}"));
+                                conn = None;
+                            }
                         }
                     }
-                }
-                (ok, errors, latencies)
+                    d
+                })
             })
-        })
-        .collect();
-    let (mut ok, mut errors, mut latencies) = (0, 0, Vec::new());
-    for h in handles {
-        let (o, e, l) = h.join().expect("a bench thread panicked");
-        ok += o;
-        errors += e;
-        latencies.extend(l);
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a bench thread panicked"))
+            .collect()
+    });
+    let mut all = Driven {
+        ok: 0,
+        errors: 0,
+        first_error: None,
+        latencies: Vec::new(),
+        elapsed: started.elapsed(),
+    };
+    for d in per_conn {
+        all.ok += d.ok;
+        all.errors += d.errors;
+        all.latencies.extend(d.latencies);
+        if all.first_error.is_none() {
+            all.first_error = d.first_error;
+        }
     }
-    (ok, errors, latencies, started.elapsed())
+    all.latencies.sort();
+    all
 }

@@ -194,6 +194,28 @@ pub fn b64url(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// Forgery for tests: `token` with its payload replaced by `claims`, the signature kept.
+pub fn with_payload(token: &str, claims: &Value) -> String {
+    let mut parts = token.split('.');
+    let (header, _, signature) = (parts.next(), parts.next(), parts.next());
+    format!(
+        "{}.{}.{}",
+        header.unwrap_or_default(),
+        b64url(claims.to_string().as_bytes()),
+        signature.unwrap_or_default()
+    )
+}
+
+/// Forgery for tests: `token` with the lowest bit of its signature's 11th byte flipped.
+pub fn with_flipped_signature_bit(token: &str) -> String {
+    let (input, signature) = token.rsplit_once('.').unwrap_or((token, ""));
+    let mut signature = URL_SAFE_NO_PAD.decode(signature).unwrap_or_default();
+    if let Some(byte) = signature.get_mut(10) {
+        *byte ^= 0x01;
+    }
+    format!("{input}.{}", b64url(&signature))
+}
+
 /// `base64url(header).base64url(claims)`.
 pub fn signing_input(header: &Value, claims: &Value) -> String {
     format!("{}.{}", b64url(&to_json(header)), b64url(&to_json(claims)))

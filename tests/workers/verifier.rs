@@ -3,29 +3,9 @@
 //! did not await `verifying-key.verify` would read its Promise as `true` and pass forgeries.
 
 use super::*;
+use wacht_standin::tokens::{with_flipped_signature_bit, with_payload};
 
 const BAD_SIGNATURE: &str = "token signature does not verify";
-
-/// The token with its payload replaced, the signature kept.
-fn tampered(token: &str, payload: &Value) -> String {
-    let parts: Vec<&str> = token.split('.').collect();
-    format!(
-        "{}.{}.{}",
-        parts[0],
-        b64url(payload.to_string().as_bytes()),
-        parts[2]
-    )
-}
-
-/// The token with one bit of its signature flipped.
-fn flip_signature_bit(token: &str) -> String {
-    use base64::Engine as _;
-    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let (input, sig) = token.rsplit_once('.').unwrap();
-    let mut sig = b64.decode(sig).unwrap();
-    sig[10] ^= 0x01;
-    format!("{input}.{}", b64.encode(sig))
-}
 
 #[test]
 fn webcrypto_verifies_every_algorithm_and_refuses_forgeries() {
@@ -38,7 +18,10 @@ fn webcrypto_verifies_every_algorithm_and_refuses_forgeries() {
     let doc = wacht_standin::tokens::jwks(&keys.iter().collect::<Vec<_>>()).to_string();
     let w = Workerd::start(
         "webcrypto",
-        &[Service::new("inline", bindings(&s, &[("WACHT_JWKS", &doc)]))],
+        &[Service::new(
+            "inline",
+            bindings(&s, &[("WACHT_JWKS", &doc)]),
+        )],
     )
     .unwrap();
     let addr = w.addr("inline");
@@ -58,8 +41,11 @@ fn webcrypto_verifies_every_algorithm_and_refuses_forgeries() {
         let mut upgraded = claims.clone();
         upgraded["permissions"] = json!({"organization": ["deployment:read", "admin"]});
         let mut forged = vec![
-            ("tampered payload", tampered(&good, &upgraded)),
-            ("signature with a flipped bit", flip_signature_bit(&good)),
+            ("tampered payload", with_payload(&good, &upgraded)),
+            (
+                "signature with a flipped bit",
+                with_flipped_signature_bit(&good),
+            ),
         ];
         let rogue = match key.alg() {
             "ES256" => Some(TestKey::es256(99)),

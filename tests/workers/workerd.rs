@@ -1,4 +1,6 @@
-//! Runs the exact Worker upload (`worker/dist/`, written by `make worker-build`) in real workerd.
+//! Runs the exact Worker upload (`worker/dist/`, written by `make worker-build`) in real workerd;
+//! [`Workerd::start_module`] runs any other single-module worker (the benchmark's TypeScript
+//! baseline) the same way, with its own compatibility date and bindings.
 //!
 //! Why `workerd serve` and not `wrangler dev`: the dry-run output is what Cloudflare would receive,
 //! so serving those files tests the upload itself; wrangler dev would re-bundle from source and
@@ -48,21 +50,31 @@ pub struct Workerd {
     addrs: Vec<(&'static str, SocketAddr)>,
 }
 
+/// One worker in a generated config: its modules (the first is the main one), compatibility
+/// date and plain-text bindings.
+struct Spec {
+    name: &'static str,
+    /// (module name, kind: "esModule" / "wasm", file in the config directory)
+    modules: Vec<(String, &'static str, String)>,
+    compatibility_date: String,
+    bindings: Vec<(String, String)>,
+}
+
+/// A worker given as one ES module file (e.g. a bundled `index.js`), for [`Workerd::start_module`].
+pub struct ModuleWorker<'a> {
+    pub name: &'static str,
+    pub main: &'a Path,
+    pub compatibility_date: &'a str,
+    pub bindings: Vec<(String, String)>,
+}
+
 impl Workerd {
     /// Starts one workerd serving every service on its own 127.0.0.1 port, and waits until each
     /// answers HTTP.
     pub fn start(tag: &str, services: &[Service]) -> anyhow::Result<Workerd> {
         let dist = dist_dir()?;
-        let bin = workerd_binary()?;
         let compat = compatibility_date()?;
-        let dir = std::env::temp_dir().join(format!(
-            "wacht-workers-{tag}-{}-{}",
-            std::process::id(),
-            SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos())
-        ));
-        std::fs::create_dir_all(&dir)?;
+        let dir = config_dir(tag)?;
 
         // Main module first, then every core module, copied so `embed` can use plain names.
         let mut modules = vec![("index.js".to_string(), "esModule")];
@@ -79,15 +91,6 @@ impl Workerd {
                 .with_context(|| format!("copying worker/dist/{name}"))?;
         }
 
-        let addrs: Vec<(&'static str, SocketAddr)> = services
-            .iter()
-            .map(|s| Ok((s.name, free_port()?)))
-            .collect::<anyhow::Result<_>>()?;
-        let mut capnp = String::from(
-            "using Workerd = import \"/workerd/workerd.capnp\";\n\
-             const config :Workerd.Config = (\n  services = [\n    \
-             (name = \"loopback\", network = (allow = [\"public\", \"private\", \"local\"])),\n",
-        );
         // The largest core module is the component's code; the smallest a glue shim.
         let size = |n: &String| std::fs::metadata(dist.join(n)).map_or(0, |m| m.len());
         let wasm: Vec<&String> = modules
@@ -97,58 +100,52 @@ impl Workerd {
             .collect();
         let largest = wasm.iter().max_by_key(|n| size(n)).copied().cloned();
         let smallest = wasm.iter().min_by_key(|n| size(n)).copied().cloned();
-        for s in services {
-            let _ = write!(
-                capnp,
-                "    (name = \"{}\", worker = (\n      modules = [\n",
-                s.name
-            );
-            for (name, kind) in &modules {
-                let file = match (&largest, &smallest) {
-                    (Some(l), Some(small)) if s.broken_core && l == name => small,
-                    _ => name,
-                };
-                let _ = writeln!(
-                    capnp,
-                    "        (name = \"{name}\", {kind} = embed \"{file}\"),"
-                );
-            }
-            let _ = write!(
-                capnp,
-                "      ],\n      compatibilityDate = \"{compat}\",\n      bindings = [\n"
-            );
-            for (k, v) in &s.bindings {
-                let _ = writeln!(
-                    capnp,
-                    "        (name = \"{}\", text = \"{}\"),",
-                    esc(k),
-                    esc(v)
-                );
-            }
-            capnp.push_str("      ],\n      globalOutbound = \"loopback\",\n    )),\n");
-        }
-        capnp.push_str("  ],\n  sockets = [\n");
-        for (name, addr) in &addrs {
-            let _ = writeln!(
-                capnp,
-                "    (name = \"{name}\", address = \"{addr}\", http = (), service = \"{name}\"),"
-            );
-        }
-        capnp.push_str("  ],\n);\n");
-        let config = dir.join("config.capnp");
-        std::fs::write(&config, capnp)?;
+        let specs = services
+            .iter()
+            .map(|s| Spec {
+                name: s.name,
+                modules: modules
+                    .iter()
+                    .map(|(name, kind)| {
+                        let file = match (&largest, &smallest) {
+                            (Some(l), Some(small)) if s.broken_core && l == name => small,
+                            _ => name,
+                        };
+                        (name.clone(), *kind, file.clone())
+                    })
+                    .collect(),
+                compatibility_date: compat.clone(),
+                bindings: s.bindings.clone(),
+            })
+            .collect::<Vec<_>>();
+        Workerd::launch(dir, &specs)
+    }
 
-        let stdout = std::fs::File::create(dir.join("stdout.log"))?;
-        let stderr = std::fs::File::create(dir.join("stderr.log"))?;
-        let child = Command::new(&bin)
-            .arg("serve")
-            .arg("config.capnp")
-            .current_dir(&dir)
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(stderr)
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
+    /// Starts one workerd serving `worker`, a single-module worker (its file copied as
+    /// `index.js`) with its own compatibility date and bindings, on a 127.0.0.1 port.
+    pub fn start_module(tag: &str, worker: &ModuleWorker<'_>) -> anyhow::Result<Workerd> {
+        let dir = config_dir(tag)?;
+        std::fs::copy(worker.main, dir.join("index.js"))
+            .with_context(|| format!("copying {}", worker.main.display()))?;
+        let spec = Spec {
+            name: worker.name,
+            modules: vec![("index.js".into(), "esModule", "index.js".into())],
+            compatibility_date: worker.compatibility_date.to_string(),
+            bindings: worker.bindings.clone(),
+        };
+        Workerd::launch(dir, &[spec])
+    }
+
+    /// Starts workerd for `specs` in `dir` (see [`spawn`]) and waits until it serves.
+    fn launch(dir: PathBuf, specs: &[Spec]) -> anyhow::Result<Workerd> {
+        let (child, addrs) = match spawn(&dir, specs) {
+            Ok(started) => started,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e);
+            }
+        };
+        // From here on the guard owns the process and the directory, on failure too.
         let mut workerd = Workerd { child, dir, addrs };
         workerd.wait_ready(Duration::from_secs(30))?;
         Ok(workerd)
@@ -188,26 +185,12 @@ impl Workerd {
 
     /// workerd's CPU time so far (user + system, all threads), from /proc (Linux only).
     pub fn cpu_time(&self) -> Option<Duration> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
-        // Fields after the parenthesised command: state is 0, utime 11, stime 12 (clock ticks).
-        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-        let ticks: u64 =
-            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-        // USER_HZ is 100 on every Linux that workerd supports.
-        Some(Duration::from_millis(ticks * 10))
+        proc_cpu_time(self.child.id())
     }
 
     /// workerd's resident memory in KiB (Linux only).
     pub fn rss_kib(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))?
-            .trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse()
-            .ok()
+        proc_rss_kib(self.child.id())
     }
 
     /// Everything workerd printed so far (stdout, then stderr).
@@ -228,6 +211,133 @@ impl Drop for Workerd {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// User + system CPU time of process `pid` (all its threads) plus that of its live descendant
+/// processes, from /proc/<pid>/stat (Linux only; `None` elsewhere or once `pid` is gone).
+pub fn proc_cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command: state is 0, utime 11, stime 12 (clock ticks).
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // USER_HZ is 100 on every Linux that workerd supports.
+    let mut total = Duration::from_millis(ticks * 10);
+    for child in proc_children(pid) {
+        total += proc_cpu_time(child).unwrap_or_default();
+    }
+    Some(total)
+}
+
+/// The live child processes of `pid` (every thread's `children` list).
+fn proc_children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    let mut children = Vec::new();
+    for task in tasks.flatten() {
+        if let Ok(list) = std::fs::read_to_string(task.path().join("children")) {
+            children.extend(
+                list.split_whitespace()
+                    .filter_map(|c| c.parse::<u32>().ok()),
+            );
+        }
+    }
+    children.sort_unstable();
+    children.dedup();
+    children
+}
+
+/// Resident memory of process `pid` in KiB (Linux only).
+pub fn proc_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// A fresh directory for one workerd's config, modules and output.
+fn config_dir(tag: &str) -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!(
+        "wacht-workers-{tag}-{}-{}",
+        std::process::id(),
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    ));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// Writes `dir`/config.capnp for `specs` (one 127.0.0.1 socket each, plus the loopback network
+/// service every worker uses as its global outbound) and starts workerd there.
+fn spawn(dir: &Path, specs: &[Spec]) -> anyhow::Result<(Child, Vec<(&'static str, SocketAddr)>)> {
+    let bin = workerd_binary()?;
+    let addrs: Vec<(&'static str, SocketAddr)> = specs
+        .iter()
+        .map(|s| Ok((s.name, free_port()?)))
+        .collect::<anyhow::Result<_>>()?;
+    let mut capnp = String::from(
+        "using Workerd = import \"/workerd/workerd.capnp\";\n\
+         const config :Workerd.Config = (\n  services = [\n    \
+         (name = \"loopback\", network = (allow = [\"public\", \"private\", \"local\"])),\n",
+    );
+    for s in specs {
+        let _ = write!(
+            capnp,
+            "    (name = \"{}\", worker = (\n      modules = [\n",
+            s.name
+        );
+        for (name, kind, file) in &s.modules {
+            let _ = writeln!(
+                capnp,
+                "        (name = \"{}\", {kind} = embed \"{}\"),",
+                esc(name),
+                esc(file)
+            );
+        }
+        let _ = write!(
+            capnp,
+            "      ],\n      compatibilityDate = \"{}\",\n      bindings = [\n",
+            esc(&s.compatibility_date)
+        );
+        for (k, v) in &s.bindings {
+            let _ = writeln!(
+                capnp,
+                "        (name = \"{}\", text = \"{}\"),",
+                esc(k),
+                esc(v)
+            );
+        }
+        capnp.push_str("      ],\n      globalOutbound = \"loopback\",\n    )),\n");
+    }
+    capnp.push_str("  ],\n  sockets = [\n");
+    for (name, addr) in &addrs {
+        let _ = writeln!(
+            capnp,
+            "    (name = \"{name}\", address = \"{addr}\", http = (), service = \"{name}\"),"
+        );
+    }
+    capnp.push_str("  ],\n);\n");
+    let config = dir.join("config.capnp");
+    std::fs::write(&config, capnp)?;
+
+    let stdout = std::fs::File::create(dir.join("stdout.log"))?;
+    let stderr = std::fs::File::create(dir.join("stderr.log"))?;
+    let child = Command::new(&bin)
+        .arg("serve")
+        .arg("config.capnp")
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    Ok((child, addrs))
 }
 
 fn esc(s: &str) -> String {
