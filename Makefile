@@ -55,7 +55,7 @@ bench: build
 	$(CARGO) build --profile host -p wacht-admin-host --bins
 	target/host/wacht-admin-bench --wasm $(WASM_HOST_VERIFIER) --cache-dir target/wasmtime-cache
 	@echo; echo "== The Worker in workerd: pool vs one instance per request =="
-	$(MAKE) --no-print-directory worker-build >/dev/null
+	$(MAKE) --no-print-directory worker-build | tail -n 1
 	$(CARGO) test --test workers bench_pool_vs_instance_per_request -- --ignored --nocapture --exact
 	$(CARGO) test --test workers bench_side_by_side -- --ignored --nocapture --exact
 
