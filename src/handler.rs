@@ -18,7 +18,7 @@ use crate::jwt;
 use crate::protect::{self, Requirements};
 use crate::request::{self, Route, UsersQuery};
 use crate::signature::Verifier;
-use crate::token_cache::TokenCache;
+use crate::token_cache::{self, TokenCache};
 use crate::upstream::{
     Method, OutRequest, OutResponse, Service, StatusCode, TransportError, Upstream,
 };
@@ -202,36 +202,37 @@ impl Flow<'_> {
             None => self.ctx.jwks.last_good(rules.now).ok_or(Error::NoKeys)?,
         };
         let capacity = config.token_cache_size;
-        let cached = self
-            .ctx
-            .tokens
-            .get(token, keys, rules.now, rules.skew, capacity);
-        self.token_cache = (capacity > 0).then_some(if cached.is_some() { "hit" } else { "miss" });
-        let claims = match cached {
-            Some(claims) => claims,
-            None => {
-                let (claims, kid) = match &config.inline_jwks {
-                    Some(keys) => parsed.verify(keys, &rules)?,
-                    None => self.verify_with_fetched_keys(&parsed, frontend, &rules)?,
-                };
-                // The set that verified it: after an unknown-kid refetch, the new one.
-                let keys = match &config.inline_jwks {
-                    Some(keys) => keys,
-                    None => self.ctx.jwks.last_good(rules.now).ok_or(Error::NoKeys)?,
-                };
-                self.ctx
-                    .tokens
-                    .insert(token, keys, claims.clone(), kid, capacity);
-                claims
-            }
-        };
+        // Hashed once per request, and only when the cache is on.
+        let digest = (capacity > 0).then(|| token_cache::digest(token));
+        let cached = digest.as_ref().and_then(|d| {
+            self.ctx
+                .tokens
+                .get(d, keys, rules.now, rules.skew, capacity)
+        });
+        self.token_cache = digest.map(|_| if cached.is_some() { "hit" } else { "miss" });
         let requirements = Requirements {
             permissions: &config.required_permissions,
             organization: config.required_organization.as_deref(),
             workspace: config.required_workspace.as_deref(),
         };
-        protect::protect(&claims, &requirements)?;
-        Ok(())
+        if let Some(claims) = cached {
+            return Ok(protect::protect(&claims, &requirements)?);
+        }
+        let (claims, kid) = match &config.inline_jwks {
+            Some(keys) => parsed.verify(keys, &rules)?,
+            None => self.verify_with_fetched_keys(&parsed, frontend, &rules)?,
+        };
+        let verdict = protect::protect(&claims, &requirements);
+        if let Some(digest) = digest {
+            // The set that verified it: after an unknown-kid refetch, the new one. A verified
+            // token is kept even when this configuration's permissions refuse it.
+            let keys = match &config.inline_jwks {
+                Some(keys) => keys,
+                None => self.ctx.jwks.last_good(rules.now).ok_or(Error::NoKeys)?,
+            };
+            self.ctx.tokens.insert(digest, keys, claims, kid, capacity);
+        }
+        Ok(verdict?)
     }
 
     /// Fetches when the set is stale or missing, but never more than once per interval: a

@@ -30,19 +30,18 @@ struct Entry {
 }
 
 impl TokenCache {
-    /// The claims of `token` if it was verified with `keys` and is still within its validity
-    /// window. `capacity` 0 means the cache is off.
+    /// The claims of the token with this `digest` if it was verified with `keys` and is still
+    /// within its validity window. `capacity` 0 means the cache is off.
     pub fn get(
         &mut self,
-        token: &str,
+        digest: &[u8; 32],
         keys: &KeySet,
         now: u64,
         skew: u64,
         capacity: usize,
     ) -> Option<Claims> {
         let entries = self.entries_for(keys, capacity)?;
-        let digest = digest(token);
-        let entry = entries.get(&digest)?;
+        let entry = entries.get(digest)?;
         let kid_still_there = entry
             .kid
             .as_deref()
@@ -50,21 +49,22 @@ impl TokenCache {
         if kid_still_there && entry.claims.validity.check(now, skew).is_ok() {
             return Some(entry.claims.clone());
         }
-        entries.pop(&digest);
+        entries.pop(digest);
         None
     }
 
-    /// Keeps `claims`, verified just now with `keys` (by the key `kid`).
+    /// Keeps `claims` of the token with this `digest`, verified just now with `keys` (by the
+    /// key `kid`).
     pub fn insert(
         &mut self,
-        token: &str,
+        digest: [u8; 32],
         keys: &KeySet,
         claims: Claims,
         kid: Option<String>,
         capacity: usize,
     ) {
         if let Some(entries) = self.entries_for(keys, capacity) {
-            entries.put(digest(token), Entry { claims, kid });
+            entries.put(digest, Entry { claims, kid });
         }
     }
 
@@ -92,7 +92,8 @@ impl TokenCache {
     }
 }
 
-fn digest(token: &str) -> [u8; 32] {
+/// The cache key: SHA-256 of the whole token (the token itself is not kept).
+pub fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
@@ -129,15 +130,21 @@ mod tests {
     fn a_hit_returns_the_claims_until_exp_plus_skew() {
         let set = keys(&[&TestKey::es256(1)]);
         let mut cache = TokenCache::default();
-        assert_eq!(cache.get("t", &set, NOW, 5, 8), None);
-        cache.insert("t", &set, claims(NOW + 35), None, 8);
-        assert_eq!(cache.get("t", &set, NOW, 5, 8), Some(claims(NOW + 35)));
-        assert_eq!(cache.get("other", &set, NOW, 5, 8), None);
-        assert_eq!(cache.get("t", &set, NOW + 39, 5, 8), Some(claims(NOW + 35)));
+        assert_eq!(cache.get(&digest("t"), &set, NOW, 5, 8), None);
+        cache.insert(digest("t"), &set, claims(NOW + 35), None, 8);
+        assert_eq!(
+            cache.get(&digest("t"), &set, NOW, 5, 8),
+            Some(claims(NOW + 35))
+        );
+        assert_eq!(cache.get(&digest("other"), &set, NOW, 5, 8), None);
+        assert_eq!(
+            cache.get(&digest("t"), &set, NOW + 39, 5, 8),
+            Some(claims(NOW + 35))
+        );
         // Dead at exp + skew, and gone from the cache.
-        assert_eq!(cache.get("t", &set, NOW + 40, 5, 8), None);
+        assert_eq!(cache.get(&digest("t"), &set, NOW + 40, 5, 8), None);
         assert!(cache.is_empty());
-        assert_eq!(cache.get("t", &set, NOW, 5, 8), None);
+        assert_eq!(cache.get(&digest("t"), &set, NOW, 5, 8), None);
     }
 
     #[test]
@@ -146,10 +153,10 @@ mod tests {
         let mut cache = TokenCache::default();
         let mut c = claims(NOW + 100);
         c.validity.not_before = Some(NOW + 50);
-        cache.insert("t", &set, c.clone(), None, 8);
-        assert_eq!(cache.get("t", &set, NOW, 5, 8), None);
-        cache.insert("t", &set, c.clone(), None, 8);
-        assert_eq!(cache.get("t", &set, NOW + 45, 5, 8), Some(c));
+        cache.insert(digest("t"), &set, c.clone(), None, 8);
+        assert_eq!(cache.get(&digest("t"), &set, NOW, 5, 8), None);
+        cache.insert(digest("t"), &set, c.clone(), None, 8);
+        assert_eq!(cache.get(&digest("t"), &set, NOW + 45, 5, 8), Some(c));
     }
 
     #[test]
@@ -158,12 +165,12 @@ mod tests {
         let same_again = keys(&[&TestKey::es256(1)]);
         let rotated = keys(&[&TestKey::es256(2)]);
         let mut cache = TokenCache::default();
-        cache.insert("t", &a, claims(NOW + 35), None, 8);
-        assert!(cache.get("t", &same_again, NOW, 5, 8).is_some());
-        assert_eq!(cache.get("t", &rotated, NOW, 5, 8), None);
+        cache.insert(digest("t"), &a, claims(NOW + 35), None, 8);
+        assert!(cache.get(&digest("t"), &same_again, NOW, 5, 8).is_some());
+        assert_eq!(cache.get(&digest("t"), &rotated, NOW, 5, 8), None);
         assert!(cache.is_empty());
         // Back to the first set: the entry is not resurrected.
-        assert_eq!(cache.get("t", &a, NOW, 5, 8), None);
+        assert_eq!(cache.get(&digest("t"), &a, NOW, 5, 8), None);
     }
 
     #[test]
@@ -171,10 +178,10 @@ mod tests {
         let a = TestKey::es256(1).with_kid("a");
         let set = keys(&[&a]);
         let mut cache = TokenCache::default();
-        cache.insert("t", &set, claims(NOW + 35), Some("gone".into()), 8);
-        assert_eq!(cache.get("t", &set, NOW, 5, 8), None);
-        cache.insert("u", &set, claims(NOW + 35), Some("a".into()), 8);
-        assert!(cache.get("u", &set, NOW, 5, 8).is_some());
+        cache.insert(digest("t"), &set, claims(NOW + 35), Some("gone".into()), 8);
+        assert_eq!(cache.get(&digest("t"), &set, NOW, 5, 8), None);
+        cache.insert(digest("u"), &set, claims(NOW + 35), Some("a".into()), 8);
+        assert!(cache.get(&digest("u"), &set, NOW, 5, 8).is_some());
     }
 
     #[test]
@@ -182,15 +189,15 @@ mod tests {
         let set = keys(&[&TestKey::es256(1)]);
         let mut cache = TokenCache::default();
         for t in ["a", "b", "c"] {
-            cache.insert(t, &set, claims(NOW + 35), None, 2);
+            cache.insert(digest(t), &set, claims(NOW + 35), None, 2);
         }
         assert_eq!(cache.len(), 2);
-        assert_eq!(cache.get("a", &set, NOW, 5, 2), None);
-        assert!(cache.get("c", &set, NOW, 5, 2).is_some());
+        assert_eq!(cache.get(&digest("a"), &set, NOW, 5, 2), None);
+        assert!(cache.get(&digest("c"), &set, NOW, 5, 2).is_some());
 
         let mut off = TokenCache::default();
-        off.insert("a", &set, claims(NOW + 35), None, 0);
-        assert_eq!(off.get("a", &set, NOW, 5, 0), None);
+        off.insert(digest("a"), &set, claims(NOW + 35), None, 0);
+        assert_eq!(off.get(&digest("a"), &set, NOW, 5, 0), None);
         assert!(off.is_empty());
     }
 }
