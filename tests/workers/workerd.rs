@@ -328,9 +328,13 @@ fn spawn(dir: &Path, specs: &[Spec]) -> anyhow::Result<(Child, Vec<(&'static str
 
     let stdout = std::fs::File::create(dir.join("stdout.log"))?;
     let stderr = std::fs::File::create(dir.join("stderr.log"))?;
-    let child = Command::new(&bin)
-        .arg("serve")
-        .arg("config.capnp")
+    let mut command = Command::new(&bin);
+    command.arg("serve").arg("config.capnp");
+    // A V8 inspector for profiling by hand (scripts/worker-profile.mjs); never in tests or benches.
+    if let Some(addr) = std::env::var_os("WACHT_WORKERD_INSPECT") {
+        command.arg(format!("--inspector-addr={}", addr.to_string_lossy()));
+    }
+    let child = command
         .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(stdout)
