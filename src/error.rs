@@ -4,7 +4,10 @@
 //! which never contain a credential, a token, a configuration value or upstream text.
 
 use http::StatusCode;
-use http::header::{ALLOW, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::header::{
+    ALLOW, CACHE_CONTROL, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE,
+    X_CONTENT_TYPE_OPTIONS,
+};
 
 use crate::backend::BackendError;
 use crate::config::ConfigError;
@@ -48,13 +51,16 @@ pub enum Error {
 /// A response, ready for any host adapter to write out.
 pub type Reply = http::Response<Vec<u8>>;
 
-/// A JSON body passed through unchanged.
+/// A JSON body passed through unchanged. Every answer carries `Cache-Control: no-store` (user
+/// data and auth errors must not be kept by browsers or shared caches) and
+/// `X-Content-Type-Options: nosniff`.
 pub fn json_reply(status: StatusCode, body: Vec<u8>) -> Reply {
     let mut reply = Reply::new(body);
     *reply.status_mut() = status;
-    reply
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let headers = reply.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     reply
 }
 
@@ -263,6 +269,8 @@ mod tests {
             let reply = err.reply();
             assert_eq!(reply.status(), status, "{err:?}");
             assert_eq!(header(&reply, "content-type"), Some("application/json"));
+            assert_eq!(header(&reply, "cache-control"), Some("no-store"), "{err:?}");
+            assert_eq!(header(&reply, "x-content-type-options"), Some("nosniff"));
             let (c, msg) = body(&reply);
             assert_eq!(c, code, "{err:?}");
             assert!(!msg.is_empty());

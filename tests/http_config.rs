@@ -172,6 +172,8 @@ fn helpers_reject_what_they_should() -> anyhow::Result<()> {
         response: http::Response::builder()
             .status(status)
             .header("content-type", ct)
+            .header("cache-control", "no-store")
+            .header("x-content-type-options", "nosniff")
             .body(bytes::Bytes::from(body.to_string()))
             .unwrap(),
         stderr: stderr.to_string(),
@@ -185,6 +187,13 @@ fn helpers_reject_what_they_should() -> anyhow::Result<()> {
         "GET /x 404\n",
     );
     ensure!(json_error(&ok.response)?.1 == "not_found");
+    // An answer without the safe headers is refused.
+    let mut cacheable = ok.response.clone();
+    cacheable.headers_mut().remove("cache-control");
+    ensure!(json_error(&cacheable).is_err());
+    let mut sniffable = ok.response.clone();
+    sniffable.headers_mut().remove("x-content-type-options");
+    ensure!(json_error(&sniffable).is_err());
     ensure!(expect_error(&ok, 404, "not_found").is_ok());
     ensure!(expect_error(&ok, 404, "forbidden").is_err());
     ensure!(

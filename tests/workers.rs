@@ -94,6 +94,7 @@ fn expect_error(r: &Response, status: u16, code: &str) -> anyhow::Result<String>
 /// Asserts the error shape with this status; returns (code, message).
 fn error_body(r: &Response, status: u16) -> anyhow::Result<(String, String)> {
     ensure!(r.status == status, "expected {status}, got:\n{}", r.dump());
+    safe_headers(r)?;
     ensure!(
         r.header("content-type")
             .is_some_and(|c| c.starts_with("application/json")),
@@ -118,9 +119,22 @@ fn error_body(r: &Response, status: u16) -> anyhow::Result<(String, String)> {
     Ok((code.to_string(), message.to_string()))
 }
 
+/// Every answer, the shim's own included: `Cache-Control: no-store`, `X-Content-Type-Options: nosniff`.
+fn safe_headers(r: &Response) -> anyhow::Result<()> {
+    ensure!(
+        r.header("cache-control") == Some("no-store")
+            && r.header("x-content-type-options") == Some("nosniff"),
+        "{} without the safe headers:\n{}",
+        r.status,
+        r.dump()
+    );
+    Ok(())
+}
+
 /// Asserts a 200 whose body is byte-for-byte the page the stand-in's backend answered last.
 fn expect_users(r: &Response, s: &StandIn) -> anyhow::Result<()> {
     ensure!(r.status == 200, "expected 200, got:\n{}", r.dump());
+    safe_headers(r)?;
     ensure!(
         r.header("content-type") == Some("application/json"),
         "content-type {:?}",

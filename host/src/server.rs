@@ -527,9 +527,16 @@ fn json_error(status: StatusCode, code: &str, message: &str) -> Reply {
     let body = serde_json::json!({ "error": code, "message": message }).to_string();
     let mut reply = Response::new(Full::new(Bytes::from(body)));
     *reply.status_mut() = status;
-    reply.headers_mut().insert(
+    let headers = reply.headers_mut();
+    headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
+    );
+    // As the component's own answers: never cached, never sniffed.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
     );
     reply
 }

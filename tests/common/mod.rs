@@ -280,6 +280,7 @@ pub fn header<'a>(resp: &'a http::Response<Bytes>, name: &str) -> Option<&'a str
 /// Asserts the contract's error shape: `content-type: application/json` and a body of exactly
 /// `{"error": code, "message": text}`. Returns (status, code, message).
 pub fn json_error(resp: &http::Response<Bytes>) -> anyhow::Result<(u16, String, String)> {
+    safe_headers(resp)?;
     let ct = header(resp, "content-type").unwrap_or("");
     ensure!(
         ct.starts_with("application/json"),
@@ -311,6 +312,23 @@ pub fn json_error(resp: &http::Response<Bytes>) -> anyhow::Result<(u16, String, 
         code.to_string(),
         message.to_string(),
     ))
+}
+
+/// Every answer, 200 or error, from the component or the host: `Cache-Control: no-store` and
+/// `X-Content-Type-Options: nosniff`.
+pub fn safe_headers(resp: &http::Response<Bytes>) -> anyhow::Result<()> {
+    ensure!(
+        header(resp, "cache-control") == Some("no-store"),
+        "{} without Cache-Control: no-store: {:?}",
+        resp.status(),
+        resp.headers()
+    );
+    ensure!(
+        header(resp, "x-content-type-options") == Some("nosniff"),
+        "{} without X-Content-Type-Options: nosniff",
+        resp.status()
+    );
+    Ok(())
 }
 
 /// Asserts an error answer with this status and code, and returns its message.
@@ -387,6 +405,7 @@ pub fn expect_users(h: &Handled, s: &StandIn) -> anyhow::Result<()> {
         "content-type {:?}",
         header(&h.response, "content-type")
     );
+    safe_headers(&h.response)?;
     let upstream = s
         .last_request(Endpoint::Users)
         .context("the backend was not called")?;

@@ -143,10 +143,16 @@ async function createInstance(vars) {
   return { handle: exports.incomingHandler.handle };
 }
 
+// As the component's own answers: JSON, never cached, never sniffed.
 function failure(code, message, status = 502, headers = {}) {
   return new Response(JSON.stringify({ error: code, message }), {
     status,
-    headers: { "content-type": "application/json", ...headers },
+    headers: {
+      "content-type": "application/json",
+      "cache-control": "no-store",
+      "x-content-type-options": "nosniff",
+      ...headers,
+    },
   });
 }
 
