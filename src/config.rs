@@ -37,6 +37,8 @@ pub enum ConfigError {
     InvalidJwks(&'static str),
     #[error("{0} must be one of cf-connecting-ip, x-forwarded-for, none")]
     ClientIpHeader(&'static str),
+    #[error("{0} must be text or json")]
+    LogFormat(&'static str),
 }
 
 /// An http(s) base URL split into what an outgoing request needs.
@@ -132,6 +134,15 @@ pub enum ClientIpHeader {
     XForwardedFor,
 }
 
+/// The access log line: `key=value` text, or one JSON object (for log pipelines that index
+/// fields, such as Workers Logs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
 /// Everything the handler reads from the environment, validated.
 #[derive(Clone)]
 pub struct Config {
@@ -150,6 +161,7 @@ pub struct Config {
     pub clock_skew_secs: u64,
     pub upstream_timeout_ms: u64,
     pub token_cache_size: usize,
+    pub log_format: LogFormat,
     pub client_ip_header: ClientIpHeader,
 }
 
@@ -238,6 +250,14 @@ impl Config {
             .map(|raw| KeySet::parse(raw.as_bytes(), verifier))
             .transpose()
             .map_err(|_| ConfigError::InvalidJwks("WACHT_JWKS"))?;
+        let log_format = match var("WACHT_LOG_FORMAT")
+            .map(|v| v.to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(_) => return Err(ConfigError::LogFormat("WACHT_LOG_FORMAT")),
+        };
         let client_ip_header = match var("WACHT_CLIENT_IP_HEADER")
             .map(|v| v.to_ascii_lowercase())
             .as_deref()
@@ -272,6 +292,7 @@ impl Config {
                 0,
                 1_000_000,
             )? as usize,
+            log_format,
         })
     }
 
@@ -354,6 +375,7 @@ mod tests {
         assert_eq!(cfg.clock_skew_secs, 5);
         assert_eq!(cfg.upstream_timeout_ms, 10_000);
         assert_eq!(cfg.token_cache_size, 1024);
+        assert_eq!(cfg.log_format, LogFormat::Text);
         assert_eq!(
             cfg.frontend_api(),
             Err(ConfigError::Missing("WACHT_PUBLISHABLE_KEY"))
@@ -363,6 +385,8 @@ mod tests {
         assert_eq!(cfg.api_key(), Err(ConfigError::Missing("WACHT_API_KEY")));
         let off = Config::from_vars([("WACHT_TOKEN_CACHE_SIZE", "0")], &Portable).unwrap();
         assert_eq!(off.token_cache_size, 0);
+        let json = Config::from_vars([("WACHT_LOG_FORMAT", "JSON")], &Portable).unwrap();
+        assert_eq!(json.log_format, LogFormat::Json);
     }
 
     #[test]
@@ -377,6 +401,7 @@ mod tests {
             ("WACHT_REQUIRED_PERMISSIONS", " , "),
             ("WACHT_TOKEN_CACHE_SIZE", "1000001"),
             ("WACHT_TOKEN_CACHE_SIZE", "-1"),
+            ("WACHT_LOG_FORMAT", "yaml"),
         ];
         for (name, value) in cases {
             let err = Config::from_vars([("WACHT_API_KEY", secret), (name, value)], &Portable)

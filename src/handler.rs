@@ -8,7 +8,7 @@ use http::HeaderMap;
 
 use crate::backend;
 use crate::claims::{ClaimRules, Claims};
-use crate::config::{BaseUrl, ClientIpHeader, Config, ConfigError};
+use crate::config::{BaseUrl, ClientIpHeader, Config, ConfigError, LogFormat};
 use crate::credentials::{self, Credential, CredentialError};
 use crate::error::{Error, Reply, json_reply};
 use crate::gateway::{self, GatewayError};
@@ -107,10 +107,15 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// One access-log line: no query string, no credential, no token.
-    /// `duration_ns` is printed as milliseconds with one decimal, rounded half up, in integers:
-    /// formatting an `f64` would link the float formatting code (~20 KB) for this one field.
-    pub fn log_line(&self, method: &str, target: &str, duration_ns: u64) -> String {
+    /// One access-log line: no query string, no credential, no token. `duration_ns` is
+    /// printed as milliseconds with one decimal.
+    pub fn log_line(
+        &self,
+        format: LogFormat,
+        method: &str,
+        target: &str,
+        duration_ns: u64,
+    ) -> String {
         // Path and method come from the caller, the request id from upstream: keep the line one
         // line and bounded.
         let printable = |s: &str, max: usize| -> String {
@@ -124,17 +129,34 @@ impl Outcome {
         let request_id = self
             .gateway_request_id
             .as_deref()
-            .map_or_else(|| "-".to_string(), |id| printable(id, 128));
+            .map(|id| printable(id, 128));
+        let status = self.reply.status().as_u16();
+        // Tenths of a millisecond, rounded half up.
         let tenths = duration_ns.saturating_add(50_000) / 100_000;
-        format!(
-            "wacht-admin method={method} path={path} status={} credential={} gateway_request_id={request_id} upstream_status={} duration_ms={}.{}",
-            self.reply.status().as_u16(),
-            self.credential.unwrap_or("-"),
-            self.upstream_status
-                .map_or_else(|| "-".to_string(), |s| s.to_string()),
-            tenths / 10,
-            tenths % 10,
-        )
+        match format {
+            LogFormat::Json => serde_json::json!({
+                "msg": "wacht-admin",
+                "method": method,
+                "path": path,
+                "status": status,
+                "credential": self.credential,
+                "gateway_request_id": request_id,
+                "upstream_status": self.upstream_status,
+                "token_cache": self.token_cache,
+                "duration_ms": tenths as f64 / 10.0,
+            })
+            .to_string(),
+            LogFormat::Text => format!(
+                "wacht-admin method={method} path={path} status={status} credential={} gateway_request_id={} upstream_status={} token_cache={} duration_ms={}.{}",
+                self.credential.unwrap_or("-"),
+                request_id.as_deref().unwrap_or("-"),
+                self.upstream_status
+                    .map_or_else(|| "-".to_string(), |s| s.to_string()),
+                self.token_cache.unwrap_or("-"),
+                tenths / 10,
+                tenths % 10,
+            ),
+        }
     }
 }
 

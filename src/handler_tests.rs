@@ -7,7 +7,7 @@
 )]
 
 use super::*;
-use crate::config::ClientIpHeader;
+use crate::config::{ClientIpHeader, LogFormat};
 use crate::jwks_cache::{MAX_STALE_SECS, REFETCH_INTERVAL_SECS, TTL_SECS};
 use crate::signature::{Portable, PublicParams, VerifyingKey};
 use crate::token_cache::TokenCache;
@@ -731,14 +731,37 @@ fn log_line_carries_no_secret() {
         &config(&[]),
         &mut up,
     );
-    let line = o.log_line("GET", "/admin/users?search=secret-search", 12_345_000);
+    let text = LogFormat::Text;
+    let line = o.log_line(text, "GET", "/admin/users?search=secret-search", 12_345_000);
     assert_eq!(
         line,
-        "wacht-admin method=GET path=/admin/users status=200 credential=session gateway_request_id=- upstream_status=200 duration_ms=12.3"
+        "wacht-admin method=GET path=/admin/users status=200 credential=session gateway_request_id=- upstream_status=200 token_cache=miss duration_ms=12.3"
     );
     assert!(!line.contains(&token) && !line.contains(API_KEY) && !line.contains("secret-search"));
-    let odd = o.log_line("GET\n", "/a b\nc", 0);
+    let odd = o.log_line(text, "GET\n", "/a b\nc", 0);
     assert!(!odd.contains('\n'));
+    // The same fields as one JSON object.
+    let json = o.log_line(
+        LogFormat::Json,
+        "GET",
+        "/admin/users?search=secret-search",
+        12_345_000,
+    );
+    assert!(!json.contains('\n') && !json.contains(&token) && !json.contains("secret-search"));
+    assert_eq!(
+        serde_json::from_str::<Value>(&json).unwrap(),
+        json!({
+            "msg": "wacht-admin", "method": "GET", "path": "/admin/users", "status": 200,
+            "credential": "session", "gateway_request_id": null, "upstream_status": 200,
+            "token_cache": "miss", "duration_ms": 12.3,
+        })
+    );
+    let odd: Value =
+        serde_json::from_str(&o.log_line(LogFormat::Json, "GET\n", "/a\"b\nc", 0)).unwrap();
+    assert_eq!(
+        (odd["method"].as_str(), odd["path"].as_str()),
+        (Some("GET?"), Some("/a\"b?c"))
+    );
     // Nanoseconds to milliseconds with one decimal, half up.
     for (ns, ms) in [
         (0, "0.0"),
@@ -749,7 +772,7 @@ fn log_line_carries_no_secret() {
         (12_345_678_901, "12345.7"),
         (u64::MAX, "18446744073709.5"),
     ] {
-        let line = o.log_line("GET", "/", ns);
+        let line = o.log_line(text, "GET", "/", ns);
         assert!(
             line.ends_with(&format!(" duration_ms={ms}")),
             "{ns}: {line}"
@@ -923,12 +946,15 @@ fn the_gateway_request_id_cannot_forge_log_lines() {
         &mut up,
     );
     assert_eq!(o.reply.status().as_u16(), 200);
-    let line = o.log_line("GET", "/admin/users", 0);
+    let line = o.log_line(LogFormat::Text, "GET", "/admin/users", 0);
     assert!(!line.contains('\n'), "{line}");
     assert!(
         line.contains("gateway_request_id=r1?wacht-admin?forged=1"),
         "{line}"
     );
+    let json: Value = serde_json::from_str(&o.log_line(LogFormat::Json, "GET", "/", 0)).unwrap();
+    assert_eq!(json["gateway_request_id"], "r1?wacht-admin?forged=1");
+    assert_eq!(json["token_cache"], Value::Null);
 }
 
 /// The portable verifier, counting the signature checks made with the keys it imported.

@@ -4,7 +4,7 @@
 
 use std::cell::RefCell;
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, LogFormat};
 use crate::error::Reply;
 use crate::handler::{self, Context, Incoming};
 use crate::jwks_cache::JwksCache;
@@ -149,7 +149,11 @@ impl Guest for Component {
         });
 
         let elapsed_ns = monotonic_clock::now().saturating_sub(started);
-        let mut line = outcome.log_line(&method, &target, elapsed_ns);
+        let format = STATE.with_borrow(|state| match &state.config {
+            Some(Ok(config)) => config.log_format,
+            _ => LogFormat::default(),
+        });
+        let mut line = outcome.log_line(format, &method, &target, elapsed_ns);
         line.push('\n');
         // Straight to wasi:cli/stderr, not through std::io (whose machinery and error texts cost
         // ~8 KB of component). A failed write is ignored: logging must never fail the request.

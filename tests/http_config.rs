@@ -254,3 +254,30 @@ fn helpers_reject_what_they_should() -> anyhow::Result<()> {
     ensure!(assert_one_log_line(&handled(404, "a", "", "GET /x 200\n"), "GET", "/x").is_err());
     Ok(())
 }
+
+#[tokio::test]
+async fn wacht_log_format_json_writes_one_json_object_per_request() -> anyhow::Result<()> {
+    let s = standin();
+    let token = session_token(&s);
+    let env = with(env_for(&s), "WACHT_LOG_FORMAT", "json");
+    let h = get("/admin/users?search=secret", &[bearer(&token)], &env).await?;
+    expect_users(&h, &s)?;
+    let lines: Vec<&str> = h.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    ensure!(lines.len() == 1, "{lines:?}");
+    let line: serde_json::Value = serde_json::from_str(lines[0])?;
+    ensure!(line["msg"] == "wacht-admin", "{line}");
+    ensure!(line["method"] == "GET" && line["path"] == "/admin/users", "{line}");
+    ensure!(line["status"] == 200 && line["upstream_status"] == 200, "{line}");
+    ensure!(line["credential"] == "session", "{line}");
+    ensure!(line["token_cache"] == "miss", "{line}");
+    ensure!(line["duration_ms"].is_f64(), "{line}");
+    ensure!(!lines[0].contains(&token) && !lines[0].contains("secret"), "{line}");
+    // The default stays the key=value line.
+    let h = get("/admin/users", &[bearer(&token)], &env_for(&s)).await?;
+    ensure!(
+        h.stderr.starts_with("wacht-admin method=GET path=/admin/users status=200"),
+        "{}",
+        h.stderr
+    );
+    Ok(())
+}
