@@ -7,6 +7,7 @@
 
 use base64::Engine as _;
 
+use crate::cors::Origin;
 use crate::jwks::KeySet;
 use crate::signature::Verifier;
 
@@ -39,6 +40,10 @@ pub enum ConfigError {
     ClientIpHeader(&'static str),
     #[error("{0} must be text or json")]
     LogFormat(&'static str),
+    #[error(
+        "{0} must list exact origins (scheme://host[:port]) separated by commas and no wildcard"
+    )]
+    CorsOrigins(&'static str),
 }
 
 /// An http(s) base URL split into what an outgoing request needs.
@@ -162,6 +167,8 @@ pub struct Config {
     pub upstream_timeout_ms: u64,
     pub token_cache_size: usize,
     pub log_format: LogFormat,
+    /// `WACHT_CORS_ORIGINS`; empty means CORS is off.
+    pub cors_origins: Vec<Origin>,
     pub client_ip_header: ClientIpHeader,
 }
 
@@ -250,6 +257,14 @@ impl Config {
             .map(|raw| KeySet::parse(raw.as_bytes(), verifier))
             .transpose()
             .map_err(|_| ConfigError::InvalidJwks("WACHT_JWKS"))?;
+        let cors_origins = match var("WACHT_CORS_ORIGINS") {
+            None => Vec::new(),
+            Some(raw) => raw
+                .split(',')
+                .map(|o| Origin::parse(o.trim()))
+                .collect::<Option<Vec<Origin>>>()
+                .ok_or(ConfigError::CorsOrigins("WACHT_CORS_ORIGINS"))?,
+        };
         let log_format = match var("WACHT_LOG_FORMAT")
             .map(|v| v.to_ascii_lowercase())
             .as_deref()
@@ -293,6 +308,7 @@ impl Config {
                 1_000_000,
             )? as usize,
             log_format,
+            cors_origins,
         })
     }
 
@@ -387,6 +403,20 @@ mod tests {
         assert_eq!(off.token_cache_size, 0);
         let json = Config::from_vars([("WACHT_LOG_FORMAT", "JSON")], &Portable).unwrap();
         assert_eq!(json.log_format, LogFormat::Json);
+        assert!(json.cors_origins.is_empty());
+        let cors = Config::from_vars(
+            [(
+                "WACHT_CORS_ORIGINS",
+                "https://admin.example.com, http://localhost:3000",
+            )],
+            &Portable,
+        )
+        .unwrap();
+        let listed: Vec<&str> = cors.cors_origins.iter().map(Origin::as_str).collect();
+        assert_eq!(
+            listed,
+            ["https://admin.example.com", "http://localhost:3000"]
+        );
     }
 
     #[test]
@@ -402,6 +432,10 @@ mod tests {
             ("WACHT_TOKEN_CACHE_SIZE", "1000001"),
             ("WACHT_TOKEN_CACHE_SIZE", "-1"),
             ("WACHT_LOG_FORMAT", "yaml"),
+            ("WACHT_CORS_ORIGINS", "*"),
+            ("WACHT_CORS_ORIGINS", "https://a.example, https://*.example"),
+            ("WACHT_CORS_ORIGINS", "https://a.example/"),
+            ("WACHT_CORS_ORIGINS", " , "),
         ];
         for (name, value) in cases {
             let err = Config::from_vars([("WACHT_API_KEY", secret), (name, value)], &Portable)

@@ -9,6 +9,7 @@ use http::HeaderMap;
 use crate::backend;
 use crate::claims::{ClaimRules, Claims};
 use crate::config::{BaseUrl, ClientIpHeader, Config, ConfigError, LogFormat};
+use crate::cors;
 use crate::credentials::{self, Credential, CredentialError};
 use crate::error::{Error, Reply, json_reply};
 use crate::gateway::{self, GatewayError};
@@ -161,6 +162,22 @@ impl Outcome {
 }
 
 pub fn handle(req: &Incoming<'_>, ctx: Context<'_>) -> Outcome {
+    let origins = match ctx.config {
+        Ok(config) => config.cors_origins.as_slice(),
+        Err(_) => &[],
+    };
+    let cors = cors::decide(origins, req.headers);
+    let path = req.target.split('?').next().unwrap_or("");
+    if let Some(mut reply) = cors::preflight(&cors, req.method, path, req.headers) {
+        cors::decorate(&cors, &mut reply);
+        return Outcome {
+            reply,
+            credential: None,
+            gateway_request_id: None,
+            upstream_status: None,
+            token_cache: None,
+        };
+    }
     let mut flow = Flow {
         ctx,
         credential: None,
@@ -168,7 +185,8 @@ pub fn handle(req: &Incoming<'_>, ctx: Context<'_>) -> Outcome {
         upstream_status: None,
         token_cache: None,
     };
-    let reply = flow.run(req).unwrap_or_else(|e| e.reply());
+    let mut reply = flow.run(req).unwrap_or_else(|e| e.reply());
+    cors::decorate(&cors, &mut reply);
     Outcome {
         reply,
         credential: flow.credential,

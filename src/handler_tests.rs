@@ -1173,3 +1173,134 @@ fn a_jwt_shaped_bearer_with_a_broken_header_never_reaches_the_gateway() {
         assert!(up.sent.is_empty(), "{:?}", up.sent);
     }
 }
+
+/// One request with any method, a fresh instance's state.
+fn with_method(
+    method: Method,
+    hdrs: &[(&str, &str)],
+    cfg: &Result<Config, ConfigError>,
+    up: &mut Fake,
+) -> Outcome {
+    let h = headers(hdrs);
+    let req = Incoming {
+        method: &method,
+        target: "/admin/users",
+        headers: &h,
+    };
+    handle(
+        &req,
+        Context {
+            config: cfg,
+            now: NOW,
+            jwks: &mut JwksCache::default(),
+            tokens: &mut TokenCache::default(),
+            verifier: &Portable,
+            upstream: up,
+        },
+    )
+}
+
+const DASHBOARD: &str = "https://admin.example.com";
+
+#[test]
+fn cors_is_off_unless_origins_are_listed() {
+    let key = TestKey::es256(1);
+    let token = key.token(&session_claims(FRONTEND, NOW));
+    let cfg = config(&[]);
+    let mut up = wacht(vec![key.public_jwk()]);
+    let preflight = [
+        ("origin", DASHBOARD),
+        ("access-control-request-method", "GET"),
+    ];
+    let o = with_method(Method::OPTIONS, &preflight, &cfg, &mut up);
+    assert_eq!(status_code(&o), (405, "method_not_allowed".into()));
+    let auth = bearer(&token);
+    let o = with_method(
+        Method::GET,
+        &[("origin", DASHBOARD), ("authorization", &auth)],
+        &cfg,
+        &mut up,
+    );
+    assert_eq!(o.reply.status(), 200);
+    assert!(header(&o.reply, "access-control-allow-origin").is_none());
+    assert!(header(&o.reply, "vary").is_none());
+}
+
+#[test]
+fn cors_for_a_listed_origin() {
+    let key = TestKey::es256(1);
+    let token = key.token(&session_claims(FRONTEND, NOW));
+    let cfg = config(&[(
+        "WACHT_CORS_ORIGINS",
+        "http://localhost:3000, https://admin.example.com",
+    )]);
+    let mut up = wacht(vec![key.public_jwk()]);
+    let o = with_method(
+        Method::OPTIONS,
+        &[
+            ("origin", DASHBOARD),
+            ("access-control-request-method", "GET"),
+            ("access-control-request-headers", "authorization"),
+        ],
+        &cfg,
+        &mut up,
+    );
+    assert_eq!(o.reply.status(), 204);
+    assert_eq!(
+        header(&o.reply, "access-control-allow-origin"),
+        Some(DASHBOARD)
+    );
+    assert_eq!(
+        header(&o.reply, "access-control-allow-methods"),
+        Some("GET")
+    );
+    assert_eq!(
+        header(&o.reply, "access-control-allow-headers"),
+        Some("authorization, x-api-key")
+    );
+    assert!(up.sent.is_empty(), "a preflight calls nothing upstream");
+    // The answer and the errors are readable by the dashboard.
+    let auth = bearer(&token);
+    for (hdrs, status) in [
+        (
+            vec![("origin", DASHBOARD), ("authorization", auth.as_str())],
+            200,
+        ),
+        (vec![("origin", DASHBOARD)], 401),
+        (
+            vec![
+                ("origin", DASHBOARD),
+                ("authorization", "Bearer eyJhbGciOiJFUzI1NiJ9.e30.c2ln"),
+            ],
+            401,
+        ),
+    ] {
+        let o = with_method(Method::GET, &hdrs, &cfg, &mut up);
+        assert_eq!(o.reply.status(), status);
+        assert_eq!(
+            header(&o.reply, "access-control-allow-origin"),
+            Some(DASHBOARD)
+        );
+        assert_eq!(header(&o.reply, "vary"), Some("origin"));
+        assert!(header(&o.reply, "access-control-allow-credentials").is_none());
+    }
+}
+
+#[test]
+fn cors_for_an_unlisted_origin() {
+    let cfg = config(&[("WACHT_CORS_ORIGINS", DASHBOARD)]);
+    let mut up = wacht(vec![]);
+    let evil = "https://admin.example.com.evil.test";
+    let o = with_method(
+        Method::OPTIONS,
+        &[("origin", evil), ("access-control-request-method", "GET")],
+        &cfg,
+        &mut up,
+    );
+    assert_eq!(status_code(&o), (403, "origin_not_allowed".into()));
+    assert!(header(&o.reply, "access-control-allow-origin").is_none());
+    let o = with_method(Method::GET, &[("origin", evil)], &cfg, &mut up);
+    assert_eq!(status_code(&o), (401, "missing_credentials".into()));
+    assert!(header(&o.reply, "access-control-allow-origin").is_none());
+    assert!(up.sent.is_empty());
+}

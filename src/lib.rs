@@ -1,7 +1,7 @@
 //! wacht-admin: `GET /admin/users` behind Wacht auth, as one WASI HTTP component.
 //!
 //! Everything but `wasi_adapter` is a pure core: no wasi, no HTTP client, the clock passed in.
-//! - `request`: routing and query validation
+//! - `request`: routing and query validation; `cors`: CORS for browser dashboards
 //! - `credentials`: which credential a request carries
 //! - `jwks`, `jwt`, `claims`: where the session JWT is checked
 //! - `signature`: the signature primitive, from the host (wacht:admin/verifier) or jwt-simple
@@ -15,6 +15,7 @@
 pub mod backend;
 pub mod claims;
 pub mod config;
+pub mod cors;
 pub mod credentials;
 pub mod error;
 pub mod gateway;

@@ -266,18 +266,92 @@ async fn wacht_log_format_json_writes_one_json_object_per_request() -> anyhow::R
     ensure!(lines.len() == 1, "{lines:?}");
     let line: serde_json::Value = serde_json::from_str(lines[0])?;
     ensure!(line["msg"] == "wacht-admin", "{line}");
-    ensure!(line["method"] == "GET" && line["path"] == "/admin/users", "{line}");
-    ensure!(line["status"] == 200 && line["upstream_status"] == 200, "{line}");
+    ensure!(
+        line["method"] == "GET" && line["path"] == "/admin/users",
+        "{line}"
+    );
+    ensure!(
+        line["status"] == 200 && line["upstream_status"] == 200,
+        "{line}"
+    );
     ensure!(line["credential"] == "session", "{line}");
     ensure!(line["token_cache"] == "miss", "{line}");
     ensure!(line["duration_ms"].is_f64(), "{line}");
-    ensure!(!lines[0].contains(&token) && !lines[0].contains("secret"), "{line}");
+    ensure!(
+        !lines[0].contains(&token) && !lines[0].contains("secret"),
+        "{line}"
+    );
     // The default stays the key=value line.
     let h = get("/admin/users", &[bearer(&token)], &env_for(&s)).await?;
     ensure!(
-        h.stderr.starts_with("wacht-admin method=GET path=/admin/users status=200"),
+        h.stderr
+            .starts_with("wacht-admin method=GET path=/admin/users status=200"),
         "{}",
         h.stderr
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn cors_preflight_and_answers_for_listed_and_unlisted_origins() -> anyhow::Result<()> {
+    let s = standin();
+    let dashboard = "https://admin.example.com";
+    let env = with(env_for(&s), "WACHT_CORS_ORIGINS", dashboard);
+    let h = |pairs: &[(&str, &str)]| -> Headers {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    };
+    let preflight = send(
+        "OPTIONS",
+        "/admin/users",
+        &h(&[
+            ("origin", dashboard),
+            ("access-control-request-method", "GET"),
+        ]),
+        &env,
+    )
+    .await?;
+    ensure!(
+        preflight.response.status() == 204,
+        "{:?}",
+        preflight.response
+    );
+    safe_headers(&preflight.response)?;
+    for (name, value) in [
+        ("access-control-allow-origin", dashboard),
+        ("access-control-allow-methods", "GET"),
+        ("access-control-allow-headers", "authorization, x-api-key"),
+        ("access-control-max-age", "600"),
+        ("vary", "origin"),
+    ] {
+        ensure!(
+            header(&preflight.response, name) == Some(value),
+            "{name}: {:?}",
+            preflight.response.headers()
+        );
+    }
+    // A session answer and an error, both readable by the dashboard.
+    let mut with_token = h(&[("origin", dashboard)]);
+    with_token.push(bearer(&session_token(&s)));
+    let ok = get("/admin/users", &with_token, &env).await?;
+    expect_users(&ok, &s)?;
+    let denied = get("/admin/users", &h(&[("origin", dashboard)]), &env).await?;
+    expect_error(&denied, 401, "missing_credentials")?;
+    for r in [&ok, &denied] {
+        ensure!(header(&r.response, "access-control-allow-origin") == Some(dashboard));
+    }
+    // An unlisted origin: no CORS header, and its preflight refused.
+    let evil = h(&[
+        ("origin", "https://evil.example.com"),
+        ("access-control-request-method", "GET"),
+    ]);
+    let refused = send("OPTIONS", "/admin/users", &evil, &env).await?;
+    expect_error(&refused, 403, "origin_not_allowed")?;
+    ensure!(header(&refused.response, "access-control-allow-origin").is_none());
+    // Unset: today's behaviour, a 405 for OPTIONS.
+    let off = send("OPTIONS", "/admin/users", &evil, &env_for(&s)).await?;
+    expect_error(&off, 405, "method_not_allowed")?;
     Ok(())
 }

@@ -14,6 +14,8 @@
 
 #[path = "workers/client.rs"]
 mod client;
+#[path = "workers/cors.rs"]
+mod cors;
 #[path = "workers/native.rs"]
 mod native;
 #[path = "workers/tsworker.rs"]

@@ -1,0 +1,269 @@
+//! CORS for admin dashboards in the browser, off unless `WACHT_CORS_ORIGINS` lists origins.
+//!
+//! - Exact origins only (`scheme://host[:port]`), no wildcard: an admin API answers the
+//!   dashboards it was configured for, nothing else.
+//! - A listed origin's preflight (`OPTIONS /admin/users` with `Access-Control-Request-Method`)
+//!   is a 204 that allows `GET` with `authorization` and `x-api-key`; every answer to a listed
+//!   origin, errors included, says `Access-Control-Allow-Origin`, so the dashboard can read the
+//!   JSON error. An unlisted origin gets no CORS header, and its preflight a 403.
+//! - No credentials mode: tokens travel in headers, not cookies, so `Allow-Credentials` would
+//!   only widen what a page could make a browser send.
+
+use http::header::{
+    ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
+    ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, ACCESS_CONTROL_REQUEST_METHOD,
+    HeaderMap, HeaderValue, ORIGIN, VARY,
+};
+use http::{Method, StatusCode};
+
+use crate::error::{Reply, json_reply};
+
+/// How long a browser may reuse a preflight answer.
+pub const MAX_AGE_SECS: u64 = 600;
+
+/// A configured origin, normalised: lowercase scheme and host, no default port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin(String);
+
+impl Origin {
+    /// `scheme://host[:port]` with an http(s) scheme and nothing after the authority.
+    pub fn parse(raw: &str) -> Option<Origin> {
+        let (scheme, rest) = raw.split_once("://")?;
+        let scheme = scheme.to_ascii_lowercase();
+        let default_port = match scheme.as_str() {
+            "https" => ":443",
+            "http" => ":80",
+            _ => return None,
+        };
+        let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | ':' | '[' | ']');
+        if rest.is_empty() || !rest.chars().all(valid) || rest.starts_with(':') {
+            return None;
+        }
+        let authority = rest.to_ascii_lowercase();
+        let authority = authority.strip_suffix(default_port).unwrap_or(&authority);
+        Some(Origin(format!("{scheme}://{authority}")))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What CORS makes of one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// CORS is off, or the request has no `Origin`: answer as usual.
+    None,
+    /// A listed origin: answer as usual, then mark the answer readable by it.
+    Allowed(HeaderValue),
+    /// An unlisted origin: answer as usual, with no CORS header.
+    Unlisted,
+}
+
+/// Reads the request's `Origin` against the configured list.
+pub fn decide(allowed: &[Origin], headers: &HeaderMap) -> Decision {
+    if allowed.is_empty() {
+        return Decision::None;
+    }
+    let Some(origin) = headers.get(ORIGIN) else {
+        return Decision::None;
+    };
+    let listed = origin
+        .to_str()
+        .ok()
+        .and_then(Origin::parse)
+        .is_some_and(|o| allowed.contains(&o));
+    if listed {
+        Decision::Allowed(origin.clone())
+    } else {
+        Decision::Unlisted
+    }
+}
+
+/// A preflight is an `OPTIONS` with `Access-Control-Request-Method`; the answer to it, for
+/// the users route: 204 for a listed origin, 403 for any other.
+pub fn preflight(
+    decision: &Decision,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+) -> Option<Reply> {
+    if method != Method::OPTIONS
+        || !headers.contains_key(ACCESS_CONTROL_REQUEST_METHOD)
+        || path != crate::request::USERS_PATH
+    {
+        return None;
+    }
+    match decision {
+        Decision::None => None,
+        Decision::Unlisted => {
+            let body = serde_json::json!({
+                "error": "origin_not_allowed",
+                "message": "this origin is not in WACHT_CORS_ORIGINS",
+            });
+            Some(json_reply(
+                StatusCode::FORBIDDEN,
+                body.to_string().into_bytes(),
+            ))
+        }
+        Decision::Allowed(_) => {
+            let mut reply = json_reply(StatusCode::NO_CONTENT, Vec::new());
+            let headers = reply.headers_mut();
+            headers.remove(http::header::CONTENT_TYPE);
+            headers.insert(
+                ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static("GET"),
+            );
+            headers.insert(
+                ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static("authorization, x-api-key"),
+            );
+            headers.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from(MAX_AGE_SECS));
+            Some(reply)
+        }
+    }
+}
+
+/// Marks an answer for a listed origin (and says that answers vary by origin).
+pub fn decorate(decision: &Decision, reply: &mut Reply) {
+    let headers = reply.headers_mut();
+    match decision {
+        Decision::None => {}
+        Decision::Unlisted => {
+            headers.append(VARY, HeaderValue::from_static("origin"));
+        }
+        Decision::Allowed(origin) => {
+            headers.append(VARY, HeaderValue::from_static("origin"));
+            headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+            // What a dashboard needs to read beyond the CORS-safelisted headers.
+            headers.insert(
+                ACCESS_CONTROL_EXPOSE_HEADERS,
+                HeaderValue::from_static("retry-after, www-authenticate"),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+mod tests {
+    use super::*;
+
+    fn origins(list: &[&str]) -> Vec<Origin> {
+        list.iter().map(|o| Origin::parse(o).unwrap()).collect()
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (n, v) in pairs {
+            map.insert(*n, HeaderValue::from_str(v).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn origins_are_exact_and_normalised() {
+        assert_eq!(
+            Origin::parse("HTTPS://Admin.Example.com:443")
+                .unwrap()
+                .as_str(),
+            "https://admin.example.com"
+        );
+        assert_eq!(
+            Origin::parse("http://localhost:3000").unwrap().as_str(),
+            "http://localhost:3000"
+        );
+        for bad in [
+            "*",
+            "https://*.example.com",
+            "admin.example.com",
+            "https://admin.example.com/",
+            "https://admin.example.com/path",
+            "https://",
+            "ftp://admin.example.com",
+            "https://a.example.com?x",
+            "https://user@a.example.com",
+            "null",
+        ] {
+            assert_eq!(Origin::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn decisions() {
+        let allowed = origins(&["https://admin.example.com"]);
+        let from = |o: &str| decide(&allowed, &headers(&[("origin", o)]));
+        assert!(matches!(
+            from("https://admin.example.com"),
+            Decision::Allowed(_)
+        ));
+        assert!(matches!(
+            from("https://ADMIN.example.com:443"),
+            Decision::Allowed(_)
+        ));
+        assert_eq!(from("https://evil.example.com"), Decision::Unlisted);
+        assert_eq!(
+            from("https://admin.example.com.evil.com"),
+            Decision::Unlisted
+        );
+        assert_eq!(from("http://admin.example.com"), Decision::Unlisted);
+        assert_eq!(from("null"), Decision::Unlisted);
+        assert_eq!(decide(&allowed, &HeaderMap::new()), Decision::None);
+        // CORS off: an Origin changes nothing.
+        assert_eq!(
+            decide(&[], &headers(&[("origin", "https://admin.example.com")])),
+            Decision::None
+        );
+    }
+
+    #[test]
+    fn preflights() {
+        let allowed = origins(&["https://admin.example.com"]);
+        let req = headers(&[
+            ("origin", "https://admin.example.com"),
+            ("access-control-request-method", "GET"),
+        ]);
+        let d = decide(&allowed, &req);
+        let mut ok = preflight(&d, &Method::OPTIONS, "/admin/users", &req).unwrap();
+        decorate(&d, &mut ok);
+        assert_eq!(ok.status(), 204);
+        assert!(ok.body().is_empty());
+        let h = ok.headers();
+        assert_eq!(
+            h["access-control-allow-origin"],
+            "https://admin.example.com"
+        );
+        assert_eq!(h["access-control-allow-methods"], "GET");
+        assert_eq!(
+            h["access-control-allow-headers"],
+            "authorization, x-api-key"
+        );
+        assert_eq!(h["access-control-max-age"], "600");
+        assert_eq!(h["vary"], "origin");
+        assert_eq!(h["cache-control"], "no-store");
+        assert!(!h.contains_key("access-control-allow-credentials"));
+        assert!(!h.contains_key("content-type"));
+        // Not a preflight: a plain OPTIONS, another method, another path.
+        let plain = headers(&[("origin", "https://admin.example.com")]);
+        assert!(preflight(&d, &Method::OPTIONS, "/admin/users", &plain).is_none());
+        assert!(preflight(&d, &Method::GET, "/admin/users", &req).is_none());
+        assert!(preflight(&d, &Method::OPTIONS, "/other", &req).is_none());
+        // An unlisted origin's preflight is refused, with no CORS header.
+        let evil = headers(&[
+            ("origin", "https://evil.example.com"),
+            ("access-control-request-method", "GET"),
+        ]);
+        let d = decide(&allowed, &evil);
+        let mut no = preflight(&d, &Method::OPTIONS, "/admin/users", &evil).unwrap();
+        decorate(&d, &mut no);
+        assert_eq!(no.status(), 403);
+        assert!(!no.headers().contains_key("access-control-allow-origin"));
+        let body: serde_json::Value = serde_json::from_slice(no.body()).unwrap();
+        assert_eq!(body["error"], "origin_not_allowed");
+    }
+}
