@@ -25,6 +25,7 @@ build: setup
 lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p wacht-admin-host --bin wacht-admin-host -- -D warnings  # without demo mode
 	$(CARGO) clippy --target wasm32-wasip2 -p wacht-admin --lib -- -D warnings
 	$(CARGO) clippy --target wasm32-wasip2 -p wacht-admin --lib --no-default-features \
 		--features host-verifier --target-dir target/host-verifier -- -D warnings
@@ -41,7 +42,7 @@ test: worker-build
 # host edit on 2 cores, for no measurable speed-up (host/README.md). Compiled code is cached in
 # target/wasmtime-cache, so later starts take ~10 ms.
 serve: build
-	$(CARGO) build --profile host -p wacht-admin-host --bin wacht-admin-host
+	$(CARGO) build --profile host -p wacht-admin-host --features demo --bin wacht-admin-host
 	PORT=$(PORT) target/host/wacht-admin-host --wasm $(WASM_HOST_VERIFIER) --cache-dir target/wasmtime-cache
 
 ## bench: req/s and p50/p99 at 1 and 16 connections, wrk at 4, upstream alone, ES256 cost, cold start, JWKS calls
@@ -52,7 +53,7 @@ bench: build
 	@command -v wrk >/dev/null || { $$([ "$$(id -u)" = 0 ] || echo sudo) apt-get update -qq && \
 		$$([ "$$(id -u)" = 0 ] || echo sudo) apt-get install -y -qq wrk; } || \
 		echo "bench: wrk could not be installed; the Rust load generator runs alone"
-	$(CARGO) build --profile host -p wacht-admin-host --bins
+	$(CARGO) build --profile host -p wacht-admin-host --features demo --bins
 	target/host/wacht-admin-bench --wasm $(WASM_HOST_VERIFIER) --cache-dir target/wasmtime-cache
 	@echo; echo "== The Worker in workerd: pool vs one instance per request =="
 	$(MAKE) --no-print-directory worker-build | tail -n 1

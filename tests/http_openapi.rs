@@ -45,7 +45,10 @@ fn validate(doc: &Value, schema: &Value, instance: &Value) -> anyhow::Result<()>
         .iter_errors(instance)
         .map(|e| e.to_string())
         .collect();
-    ensure!(errors.is_empty(), "{instance} does not validate: {errors:?}");
+    ensure!(
+        errors.is_empty(),
+        "{instance} does not validate: {errors:?}"
+    );
     Ok(())
 }
 
@@ -80,7 +83,10 @@ fn check(doc: &Value, method: &str, h: &wacht_admin_host::Handled) -> anyhow::Re
             validate(doc, schema, &body).with_context(|| format!("{method} {status}"))
         }
         None => {
-            ensure!(h.response.body().is_empty(), "{method} {status}: undocumented body");
+            ensure!(
+                h.response.body().is_empty(),
+                "{method} {status}: undocumented body"
+            );
             Ok(())
         }
     }
@@ -96,7 +102,10 @@ async fn every_answer_matches_openapi_yaml() -> anyhow::Result<()> {
     let unknown_key = "wk_live_".to_string() + &wacht_standin::tokens::b64url(&[8u8; 32]);
     let limited = "wk_live_".to_string() + &wacht_standin::tokens::b64url(&[9u8; 32]);
     s.add_credential(&api_key, Credential::api_key(&["user:read"]));
-    s.add_credential(&limited, Credential::api_key(&["user:read"]).rate_limited(2000));
+    s.add_credential(
+        &limited,
+        Credential::api_key(&["user:read"]).rate_limited(2000),
+    );
     let token = session_token(&s);
     let mut no_permission = claims(&s);
     no_permission["permissions"] = json!({"organization": ["billing:read"], "workspace": null});
@@ -111,14 +120,32 @@ async fn every_answer_matches_openapi_yaml() -> anyhow::Result<()> {
         anyhow::Ok(h)
     };
     run("GET", "/admin/users", vec![bearer(&token)], &env).await?;
-    run("GET", "/admin/users?limit=2&sort_key=email", key(&api_key), &env).await?;
+    run(
+        "GET",
+        "/admin/users?limit=2&sort_key=email",
+        key(&api_key),
+        &env,
+    )
+    .await?;
     run("GET", "/admin/users?limit=0", vec![], &env).await?;
     run("GET", "/admin/users", vec![], &env).await?;
-    run("GET", "/admin/users", vec![bearer("eyJhbGciOiJFUzI1NiJ9.e30.c2ln")], &env).await?;
+    run(
+        "GET",
+        "/admin/users",
+        vec![bearer("eyJhbGciOiJFUzI1NiJ9.e30.c2ln")],
+        &env,
+    )
+    .await?;
     run("GET", "/admin/users", key(&unknown_key), &env).await?;
     run("GET", "/admin/users", vec![bearer(&forbidden)], &env).await?;
     run("GET", "/admin/users", key(&limited), &env).await?;
-    run("GET", "/admin/users", key(&api_key), &without(env.clone(), "WACHT_API_KEY")).await?;
+    run(
+        "GET",
+        "/admin/users",
+        key(&api_key),
+        &without(env.clone(), "WACHT_API_KEY"),
+    )
+    .await?;
     run("POST", "/admin/users", vec![bearer(&token)], &env).await?;
     for (fault, want) in [
         (Fault::Status(500), 502),
@@ -129,20 +156,43 @@ async fn every_answer_matches_openapi_yaml() -> anyhow::Result<()> {
         s.set_fault(Endpoint::Users, fault);
         let env = with(env.clone(), "WACHT_UPSTREAM_TIMEOUT_MS", "300");
         let h = run("GET", "/admin/users", key(&api_key), &env).await?;
-        ensure!(h.response.status() == want, "{fault:?}: {}", h.response.status());
+        ensure!(
+            h.response.status() == want,
+            "{fault:?}: {}",
+            h.response.status()
+        );
     }
     s.set_fault(Endpoint::Users, Fault::Normal);
     let unreachable = with(env.clone(), "WACHT_BACKEND_API_URL", &closed_port_url());
     run("GET", "/admin/users", key(&api_key), &unreachable).await?;
-    let cors = with(env.clone(), "WACHT_CORS_ORIGINS", "https://admin.example.com");
+    let cors = with(
+        env.clone(),
+        "WACHT_CORS_ORIGINS",
+        "https://admin.example.com",
+    );
     let preflight = |origin: &str| {
         vec![
             ("origin".to_string(), origin.to_string()),
-            ("access-control-request-method".to_string(), "GET".to_string()),
+            (
+                "access-control-request-method".to_string(),
+                "GET".to_string(),
+            ),
         ]
     };
-    run("OPTIONS", "/admin/users", preflight("https://admin.example.com"), &cors).await?;
-    run("OPTIONS", "/admin/users", preflight("https://evil.example.com"), &cors).await?;
+    run(
+        "OPTIONS",
+        "/admin/users",
+        preflight("https://admin.example.com"),
+        &cors,
+    )
+    .await?;
+    run(
+        "OPTIONS",
+        "/admin/users",
+        preflight("https://evil.example.com"),
+        &cors,
+    )
+    .await?;
     let want = [200, 204, 400, 401, 403, 405, 429, 500, 502, 503, 504];
     ensure!(
         want.iter().all(|s| seen.contains(s)),
@@ -163,12 +213,18 @@ async fn the_document_lists_exactly_the_error_codes_the_component_has() -> anyho
     // The README's list is the other public copy: both must name every code.
     let readme = std::fs::read_to_string(repo_root().join("README.md"))?;
     for code in &documented {
-        ensure!(readme.contains(&format!("`{code}`")), "README misses {code}");
+        ensure!(
+            readme.contains(&format!("`{code}`")),
+            "README misses {code}"
+        );
     }
     let source = std::fs::read_to_string(repo_root().join("src/error.rs"))?
         + &std::fs::read_to_string(repo_root().join("src/cors.rs"))?;
     for code in &documented {
-        ensure!(source.contains(&format!("\"{code}\"")), "no {code} in the source");
+        ensure!(
+            source.contains(&format!("\"{code}\"")),
+            "no {code} in the source"
+        );
     }
     Ok(())
 }

@@ -19,7 +19,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-use crate::demo::{self, Demo};
+use crate::demo::Demo;
 use crate::outbound::KeepAlive;
 use crate::settings::{LogSink, Settings};
 use crate::{Component, EngineOptions, FailureKind, InstancePool, JwksCache, PoolOptions};
@@ -193,49 +193,7 @@ impl Server {
             s.request_timeout.as_secs()
         );
         match &self.demo {
-            Some(demo) => {
-                let standin = demo.standin().url();
-                let _ = writeln!(
-                    out,
-                    "\n*** DEMO MODE ***  WACHT_API_KEY is not set, so nothing here talks to a real Wacht:\n\
-                     a stand-in Wacht at {standin} serves the JWKS (a fresh ES256 key), the backend\n\
-                     /users (sample users) and a gateway that knows one demo API key."
-                );
-                if !self.ignored.is_empty() {
-                    let _ = writeln!(
-                        out,
-                        "Ignored in demo mode (they need WACHT_API_KEY too): {}",
-                        self.ignored.join(", ")
-                    );
-                }
-                if !self.addr.ip().is_loopback() {
-                    let _ = writeln!(
-                        out,
-                        "Note: {} is not a loopback address: whoever reaches it can use the token \
-                         below (it only unlocks the stand-in's sample users).",
-                        self.addr.ip()
-                    );
-                }
-                let _ = writeln!(out, "\nListening on {url}. Try it:\n");
-                let _ = writeln!(
-                    out,
-                    "  # a session token, valid for {} min (until {}):",
-                    demo::SESSION_TTL.as_secs() / 60,
-                    demo::utc_hh_mm(demo.session_expires())
-                );
-                let _ = writeln!(out, "  {}\n", demo.curl_session(&url));
-                let _ = writeln!(
-                    out,
-                    "  # the demo API key (checked by the stand-in gateway):"
-                );
-                let _ = writeln!(out, "  {}\n", demo.curl_api_key(&url));
-                let _ = writeln!(
-                    out,
-                    "To serve a real Wacht deployment, set its keys and start again:\n\n  \
-                     WACHT_API_KEY=<secret key> WACHT_PUBLISHABLE_KEY=pk_live_... make serve\n\n\
-                     (optional: WACHT_BACKEND_API_URL, WACHT_GATEWAY_URL, PORT, HOST; see --help)"
-                );
-            }
+            Some(demo) => out.push_str(&demo.banner(&url, self.addr.ip(), &self.ignored)),
             None => {
                 let backend = s
                     .wacht_env
