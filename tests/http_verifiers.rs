@@ -15,12 +15,10 @@ mod vectors;
 
 use anyhow::{Context as _, ensure};
 use common::{Build, bearer, component_of, env_for, json_error, request, standin, with};
-use serde_json::{Value, json};
+use serde_json::Value;
 use wacht_admin_host::Handled;
 use wacht_standin::StandIn;
-use wacht_standin::tokens::{
-    TestKey, jwks, session_claims, with_flipped_signature_bit, with_payload,
-};
+use wacht_standin::tokens::{TestKey, forgeries, jwks, session_claims};
 
 const BUILDS: [Build; 2] = [Build::Portable, Build::HostVerifier];
 const BAD_SIGNATURE: &str = "token signature does not verify";
@@ -52,29 +50,7 @@ async fn every_algorithm_verifies_and_forgeries_fail_in_both_builds() -> anyhow:
             let h = get_with(build, &good, &env).await?;
             common::expect_users(&h, &s).with_context(|| what.clone())?;
 
-            let mut upgraded = claims(&s);
-            upgraded["permissions"] = json!({"organization": ["deployment:read", "admin"]});
-            upgraded["sub"] = json!("1");
-            let mut forged = vec![
-                ("tampered payload", with_payload(&good, &upgraded)),
-                (
-                    "signature with a flipped bit",
-                    with_flipped_signature_bit(&good),
-                ),
-            ];
-            // Another key of the same type (and kid): there is one committed RSA test key.
-            let rogue = match key.alg() {
-                "ES256" => Some(TestKey::es256(99)),
-                "ES384" => Some(TestKey::es384(99)),
-                _ => None,
-            };
-            if let Some(rogue) = rogue {
-                let rogue = match key.kid() {
-                    Some(kid) => rogue.with_kid(kid),
-                    None => rogue,
-                };
-                forged.push(("foreign key", rogue.token(&claims(&s))));
-            }
+            let forged = forgeries(key, &claims(&s));
             for (how, token) in forged {
                 let h = get_with(build, &token, &env).await?;
                 let msg = common::expect_error(&h, 401, "invalid_token")

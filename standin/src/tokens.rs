@@ -194,6 +194,36 @@ pub fn b64url(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// Forgeries of `key`'s token for `claims`, each named: the payload upgraded (more permissions,
+/// another subject) under the same signature, one signature bit flipped, and for EC keys the same
+/// claims signed by another key of the same curve and `kid` (there is one committed RSA key).
+pub fn forgeries(key: &TestKey, claims: &Value) -> Vec<(&'static str, String)> {
+    let good = key.token(claims);
+    let mut upgraded = claims.clone();
+    upgraded["permissions"] = json!({"organization": ["deployment:read", "admin"]});
+    upgraded["sub"] = json!("1");
+    let mut forged = vec![
+        ("tampered payload", with_payload(&good, &upgraded)),
+        (
+            "signature with a flipped bit",
+            with_flipped_signature_bit(&good),
+        ),
+    ];
+    let rogue = match key.alg() {
+        "ES256" => Some(TestKey::es256(99)),
+        "ES384" => Some(TestKey::es384(99)),
+        _ => None,
+    };
+    if let Some(rogue) = rogue {
+        let rogue = match key.kid() {
+            Some(kid) => rogue.with_kid(kid),
+            None => rogue,
+        };
+        forged.push(("foreign key", rogue.token(claims)));
+    }
+    forged
+}
+
 /// Forgery for tests: `token` with its payload replaced by `claims`, the signature kept.
 pub fn with_payload(token: &str, claims: &Value) -> String {
     let mut parts = token.split('.');
