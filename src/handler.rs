@@ -108,6 +108,17 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// An answer given before any credential was looked at.
+    pub fn early(reply: Reply) -> Outcome {
+        Outcome {
+            reply,
+            credential: None,
+            gateway_request_id: None,
+            upstream_status: None,
+            token_cache: None,
+        }
+    }
+
     /// One access-log line: no query string, no credential, no token. `duration_ns` is
     /// printed as milliseconds with one decimal.
     pub fn log_line(
@@ -170,13 +181,7 @@ pub fn handle(req: &Incoming<'_>, ctx: Context<'_>) -> Outcome {
     let path = req.target.split('?').next().unwrap_or("");
     if let Some(mut reply) = cors::preflight(&cors, req.method, path, req.headers) {
         cors::decorate(&cors, &mut reply);
-        return Outcome {
-            reply,
-            credential: None,
-            gateway_request_id: None,
-            upstream_status: None,
-            token_cache: None,
-        };
+        return Outcome::early(reply);
     }
     let mut flow = Flow {
         ctx,

@@ -5,9 +5,11 @@
 use std::cell::RefCell;
 
 use crate::config::{Config, ConfigError, LogFormat};
+use crate::error::Error;
 use crate::error::Reply;
-use crate::handler::{self, Context, Incoming};
+use crate::handler::{self, Context, Incoming, Outcome};
 use crate::jwks_cache::JwksCache;
+use crate::request::RequestError;
 use crate::signature::Verifier;
 use crate::token_cache::TokenCache;
 use crate::upstream::{
@@ -114,28 +116,31 @@ const READ_CHUNK: u64 = 64 * 1024;
 impl Guest for Component {
     fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
         let started = monotonic_clock::now();
-        let method = method_name(&request.method());
+        let method = http_method(&request.method());
         let target = request.path_with_query().unwrap_or_else(|| "/".to_string());
         let headers = header_map(request.headers().entries());
         drop(request);
-        // The host hands over only valid methods; anything else is simply not GET.
-        let Ok(http_method) = http::Method::from_bytes(method.as_bytes()) else {
-            let error = crate::error::Error::from(crate::request::RequestError::MethodNotAllowed);
-            write_reply(response_out, &error.reply());
-            return;
-        };
         let now = wasi::clocks::wall_clock::now().seconds;
 
-        let outcome = STATE.with_borrow_mut(|state| {
+        let (outcome, format) = STATE.with_borrow_mut(|state| {
             let config = state.config.get_or_insert_with(|| {
                 Config::from_vars(wasi::cli::environment::get_environment(), VERIFIER)
             });
+            let format = match config {
+                Ok(config) => config.log_format,
+                Err(_) => LogFormat::default(),
+            };
+            // The host hands over only valid method tokens; anything else is simply not GET.
+            let Some(method) = &method else {
+                let refused = Error::from(RequestError::MethodNotAllowed).reply();
+                return (Outcome::early(refused), format);
+            };
             let incoming = Incoming {
-                method: &http_method,
+                method,
                 target: &target,
                 headers: &headers,
             };
-            handler::handle(
+            let outcome = handler::handle(
                 &incoming,
                 Context {
                     config,
@@ -145,15 +150,13 @@ impl Guest for Component {
                     verifier: VERIFIER,
                     upstream: &mut WasiUpstream,
                 },
-            )
+            );
+            (outcome, format)
         });
 
         let elapsed_ns = monotonic_clock::now().saturating_sub(started);
-        let format = STATE.with_borrow(|state| match &state.config {
-            Some(Ok(config)) => config.log_format,
-            _ => LogFormat::default(),
-        });
-        let mut line = outcome.log_line(format, &method, &target, elapsed_ns);
+        let method_text = method.as_ref().map_or("?", http::Method::as_str);
+        let mut line = outcome.log_line(format, method_text, &target, elapsed_ns);
         line.push('\n');
         // Straight to wasi:cli/stderr, not through std::io (whose machinery and error texts cost
         // ~8 KB of component). A failed write is ignored: logging must never fail the request.
@@ -162,19 +165,20 @@ impl Guest for Component {
     }
 }
 
-fn method_name(method: &Method) -> String {
-    match method {
-        Method::Get => "GET".into(),
-        Method::Head => "HEAD".into(),
-        Method::Post => "POST".into(),
-        Method::Put => "PUT".into(),
-        Method::Delete => "DELETE".into(),
-        Method::Connect => "CONNECT".into(),
-        Method::Options => "OPTIONS".into(),
-        Method::Trace => "TRACE".into(),
-        Method::Patch => "PATCH".into(),
-        Method::Other(other) => other.clone(),
-    }
+/// The wasi method as `http` has it; `None` for an extension method `http` refuses.
+fn http_method(method: &Method) -> Option<http::Method> {
+    Some(match method {
+        Method::Get => http::Method::GET,
+        Method::Head => http::Method::HEAD,
+        Method::Post => http::Method::POST,
+        Method::Put => http::Method::PUT,
+        Method::Delete => http::Method::DELETE,
+        Method::Connect => http::Method::CONNECT,
+        Method::Options => http::Method::OPTIONS,
+        Method::Trace => http::Method::TRACE,
+        Method::Patch => http::Method::PATCH,
+        Method::Other(other) => http::Method::from_bytes(other.as_bytes()).ok()?,
+    })
 }
 
 /// The request's headers as an `http::HeaderMap`. The host has validated names and values; one
