@@ -131,8 +131,37 @@ impl wit::HostVerifyingKey for VerifierView<'_> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+
+    /// What the README says of ring: an off-curve point is accepted at import (ring parses the key
+    /// when it verifies) and then verifies nothing, while a real key verifies its signature.
+    #[test]
+    fn an_off_curve_point_is_kept_but_verifies_nothing() {
+        use ring::rand::SystemRandom;
+        use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
+        let rng = SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+            .unwrap();
+        let sig = pair.sign(&rng, b"message").unwrap();
+        let public = pair.public_key().as_ref();
+        let (x, y) = (&public[1..33], &public[33..65]);
+        let key = |x: &[u8], y: &[u8]| {
+            RingKey::import(PublicParams::Ec {
+                alg: Alg::Es256,
+                x,
+                y,
+            })
+            .unwrap()
+        };
+        assert!(key(x, y).verify(b"message", sig.as_ref()));
+        assert!(!key(x, y).verify(b"messagE", sig.as_ref()));
+        let mut off = y.to_vec();
+        off[31] ^= 1;
+        assert!(!key(x, &off).verify(b"message", sig.as_ref()));
+    }
 
     #[test]
     fn ring_key_import_refuses_rsa_as_ec() {

@@ -7,7 +7,7 @@
 //!    with a keep-alive Rust load generator (exact percentiles over every request);
 //! 3. `wrk` at 1, 4 (the connections of the side-by-side table that ends `make bench`, where the
 //!    guide's TypeScript worker is measured too) and 16 connections, when `wrk` is installed;
-//! 4. the ES256 verification inside the component, in-process: the same request with a wrong
+//! 4. the ES256 verification (the host's, through the verifier import), in-process: the same request with a wrong
 //!    signature (full ECDSA verification, then 401) minus one with a zero signature (rejected
 //!    before any curve arithmetic, then 401);
 //! 5. the JWKS requests the stand-in saw;
@@ -161,7 +161,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let _ = stop_ref(&mut server);
     result?;
 
-    // ---- 4. ES256 inside the component ----
+    // ---- 4. ES256 verification (the host's, through the component's verifier import) ----
     es256_cost(&args, &standin, &env, &key, &claims).await?;
     mechanisms(&args, &standin, &env, &token).await?;
     Ok(())
@@ -638,7 +638,7 @@ fn wrk(
     })
 }
 
-// ---------------------------------------------------------------- ES256 inside the component
+// ---------------------------------------------------------------- ES256 verification
 
 /// The same claims signed by the same key, with (a) a wrong signature made of valid scalars
 /// and (b) an all-zero signature. Both end in 401 without an upstream call (the JWKS is cached);
@@ -710,7 +710,7 @@ async fn es256_cost(
     let median = |v: &[Duration]| v.get(v.len() / 2).copied().unwrap_or_default();
     let (a, b) = (median(&with_verify), median(&without));
     println!(
-        "\n## ES256 verification inside the component (in-process, one reused instance, {} requests each)",
+        "\n## ES256 verification by the host (ring, through wacht:admin/verifier; in-process, one reused instance, {} requests each)",
         ROUNDS * BATCH
     );
     println!(
