@@ -201,6 +201,19 @@ pub fn handle(req: &Incoming<'_>, ctx: Context<'_>) -> Outcome {
     }
 }
 
+/// The key set session tokens are checked against: the inline `WACHT_JWKS`, else the last good
+/// fetched set.
+fn session_keys<'k>(
+    config: &'k Config,
+    jwks: &'k JwksCache,
+    now: u64,
+) -> Result<&'k KeySet, Error> {
+    match &config.inline_jwks {
+        Some(keys) => Ok(keys),
+        None => jwks.last_good(now).ok_or(Error::NoKeys),
+    }
+}
+
 struct Flow<'a> {
     ctx: Context<'a>,
     credential: Option<&'static str>,
@@ -242,10 +255,7 @@ impl Flow<'_> {
         if config.inline_jwks.is_none() {
             self.ensure_fresh_keys(frontend)?;
         }
-        let keys = match &config.inline_jwks {
-            Some(keys) => keys,
-            None => self.ctx.jwks.last_good(rules.now).ok_or(Error::NoKeys)?,
-        };
+        let keys = session_keys(config, self.ctx.jwks, rules.now)?;
         let capacity = config.token_cache_size;
         // Hashed once per request, and only when the cache is on.
         let digest = (capacity > 0).then(|| token_cache::digest(token));
@@ -271,10 +281,7 @@ impl Flow<'_> {
         if let Some(digest) = digest {
             // The set that verified it: after an unknown-kid refetch, the new one. A verified
             // token is kept even when this configuration's permissions refuse it.
-            let keys = match &config.inline_jwks {
-                Some(keys) => keys,
-                None => self.ctx.jwks.last_good(rules.now).ok_or(Error::NoKeys)?,
-            };
+            let keys = session_keys(config, self.ctx.jwks, rules.now)?;
             self.ctx.tokens.insert(digest, keys, claims, kid, capacity);
         }
         Ok(verdict?)
