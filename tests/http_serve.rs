@@ -1,6 +1,7 @@
 //! `wacht-admin-host`'s server, in-process, over real sockets: demo mode answers the curl lines it
 //! prints, the JWKS stays out of the per-request path, a guest trap or timeout becomes a JSON
-//! 502/504 and the server keeps serving, request limits, and a graceful shutdown.
+//! 502/504 and the server keeps serving, request limits, a graceful shutdown, JSON logs, and
+//! `--admin-listen`'s health, readiness and Prometheus endpoints.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -244,7 +245,12 @@ fn demo_mode_answers_the_printed_curl_lines() -> anyhow::Result<()> {
             == requests,
         "{guest:#?}"
     );
-    ensure!(guest.iter().all(|l| l.starts_with("req=")), "{guest:#?}");
+    ensure!(
+        guest
+            .iter()
+            .all(|l| l.contains(" guest: ") && l.contains("req=")),
+        "{guest:#?}"
+    );
     rt.block_on(server.shutdown())?;
     Ok(())
 }
@@ -530,5 +536,164 @@ fn a_reused_instance_does_not_grow() -> anyhow::Result<()> {
     );
     eprintln!("table entries {}, memory {} KiB", tables[0], warm / 1024);
     ensure!(s.count(Endpoint::Jwks) == 1, "one instance, one JWKS fetch");
+    Ok(())
+}
+
+/// The Prometheus samples of `/metrics`, read with a Prometheus text parser.
+fn scrape(addr: SocketAddr) -> anyhow::Result<Vec<prometheus_parse::Sample>> {
+    let reply = get(addr, "/metrics", &[])?;
+    ensure!(reply.status == 200, "{} {}", reply.status, reply.body);
+    ensure!(
+        reply
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("text/plain; version=0.0.4")),
+        "{:?}",
+        reply.header("content-type")
+    );
+    let lines = reply.body.lines().map(|l| Ok(l.to_string()));
+    let parsed = prometheus_parse::Scrape::parse(lines)?;
+    ensure!(!parsed.samples.is_empty(), "{}", reply.body);
+    Ok(parsed.samples)
+}
+
+/// The value of `metric` with exactly these labels among `labels`' names (0 when absent).
+fn sample(samples: &[prometheus_parse::Sample], metric: &str, labels: &[(&str, &str)]) -> f64 {
+    samples
+        .iter()
+        .filter(|s| s.metric == metric)
+        .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => 0.0,
+        })
+        .sum()
+}
+
+#[test]
+fn the_admin_listener_serves_health_readiness_and_metrics_that_move() -> anyhow::Result<()> {
+    let rt = runtime();
+    let (mut settings, logs) = settings(vec![])?;
+    settings.admin_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+    settings.log_format = wacht_admin_host::settings::LogFormat::Json;
+    let server = rt.block_on(Server::start(settings))?;
+    let admin = server.admin_addr().context("no admin address")?;
+    ensure!(admin != server.addr());
+    let banner = server.banner();
+    ensure!(
+        banner.contains(&format!("http://{admin}/metrics")),
+        "the banner does not say how to reach /metrics: {banner}"
+    );
+    let demo = server.demo().context("demo mode")?;
+    let standin = demo.standin();
+
+    ensure!(get(admin, "/healthz", &[])?.status == 200);
+    // The operations endpoints are not served on the API's address, nor the API on theirs.
+    get(server.addr(), "/metrics", &[])?.expect_error(404, "not_found")?;
+    get(admin, "/admin/users", &[])?.expect_error(404, "not_found")?;
+    // Ready: the probe fetches the JWKS once, and later requests use that answer.
+    ensure!(get(admin, "/readyz", &[])?.status == 200);
+    ensure!(standin.count(Endpoint::Jwks) == 1);
+
+    let before = scrape(admin)?;
+    let session = [("authorization", format!("Bearer {}", demo.session_token()))];
+    let session: Vec<(&str, &str)> = session.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    get(server.addr(), "/admin/users", &session)?.expect_users()?;
+    get(server.addr(), "/admin/users", &session)?.expect_users()?;
+    get(
+        server.addr(),
+        "/admin/users",
+        &[("x-api-key", demo.api_key())],
+    )?
+    .expect_users()?;
+    get(server.addr(), "/admin/users", &[])?.expect_error(401, "missing_credentials")?;
+    let after = scrape(admin)?;
+    let moved = |metric: &str, labels: &[(&str, &str)]| {
+        sample(&after, metric, labels) - sample(&before, metric, labels)
+    };
+    let requests = "wacht_admin_requests_total";
+    ensure!(moved(requests, &[("status", "200"), ("credential", "session")]) == 2.0);
+    ensure!(moved(requests, &[("status", "200"), ("credential", "api_key")]) == 1.0);
+    ensure!(moved(requests, &[("status", "401"), ("credential", "none")]) == 1.0);
+    ensure!(moved("wacht_admin_request_duration_seconds_count", &[]) == 4.0);
+    let upstream = "wacht_admin_upstream_requests_total";
+    ensure!(moved(upstream, &[("service", "backend"), ("outcome", "2xx")]) == 3.0);
+    ensure!(moved(upstream, &[("service", "gateway"), ("outcome", "2xx")]) == 1.0);
+    // The instance's JWKS request was answered by the shared cache the probe filled.
+    ensure!(moved(upstream, &[("service", "jwks")]) == 0.0);
+    ensure!(
+        moved(
+            "wacht_admin_jwks_fetches_total",
+            &[("source", "shared_cache")]
+        ) == 1.0
+    );
+    ensure!(
+        sample(
+            &after,
+            "wacht_admin_jwks_fetches_total",
+            &[("source", "upstream")]
+        ) == 1.0
+    );
+    let lookups = "wacht_admin_token_cache_lookups_total";
+    ensure!(moved(lookups, &[("result", "miss")]) == 1.0);
+    ensure!(moved(lookups, &[("result", "hit")]) == 1.0);
+    ensure!(sample(&after, "wacht_admin_instances", &[("state", "busy")]) == 0.0);
+    ensure!(sample(&after, "wacht_admin_instances", &[("state", "idle")]) >= 1.0);
+
+    // --log-format json: every access line is a JSON object with the request's fields.
+    let access = logs.access();
+    let last: Value = serde_json::from_str(access.last().context("no access line")?)?;
+    ensure!(
+        last["status"] == 401 && last["path"] == "/admin/users",
+        "{last}"
+    );
+    let access: Vec<Value> = access
+        .iter()
+        .map(|l| serde_json::from_str(l))
+        .collect::<Result<_, _>>()?;
+    let sessions: Vec<&Value> = access
+        .iter()
+        .filter(|v| v["credential"] == "session")
+        .collect();
+    ensure!(sessions.len() == 2, "{access:#?}");
+    ensure!(sessions[0]["token_cache"] == "miss", "{access:#?}");
+    ensure!(sessions[1]["token_cache"] == "hit", "{access:#?}");
+    for line in logs.guest() {
+        let v: Value = serde_json::from_str(&line).with_context(|| line.clone())?;
+        ensure!(v["req"].is_u64(), "{v}");
+    }
+    rt.block_on(server.shutdown())?;
+    Ok(())
+}
+
+#[test]
+fn readyz_is_503_while_the_jwks_cannot_be_fetched() -> anyhow::Result<()> {
+    let rt = runtime();
+    let s = standin();
+    let (mut with_session, _logs) = settings(env_for(&s))?;
+    with_session.admin_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+    let server = rt.block_on(Server::start(with_session))?;
+    let admin = server.admin_addr().context("no admin address")?;
+    s.set_fault(Endpoint::Jwks, Fault::Status(503));
+    let reply = get(admin, "/readyz", &[])?;
+    reply.expect_error(503, "not_ready")?;
+    ensure!(reply.body.contains("503"), "{}", reply.body);
+    ensure!(get(admin, "/healthz", &[])?.status == 200);
+    s.set_fault(Endpoint::Jwks, Fault::Normal);
+    ensure!(get(admin, "/readyz", &[])?.status == 200);
+    // Without session configuration (no publishable key) nothing is fetched: ready at once.
+    let env: Vec<(String, String)> = env_for(&s)
+        .into_iter()
+        .filter(|(k, _)| k != "WACHT_PUBLISHABLE_KEY")
+        .collect();
+    let (mut machine_settings, _logs) = settings(env)?;
+    machine_settings.admin_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+    let machine_only = rt.block_on(Server::start(machine_settings))?;
+    let jwks_calls = s.count(Endpoint::Jwks);
+    ensure!(get(machine_only.admin_addr().context("admin")?, "/readyz", &[])?.status == 200);
+    ensure!(s.count(Endpoint::Jwks) == jwks_calls);
+    rt.block_on(server.shutdown())?;
+    rt.block_on(machine_only.shutdown())?;
     Ok(())
 }

@@ -1,8 +1,8 @@
 //! A host-side cache of JWKS answers, shared by every instance of the component.
 //!
-//! The component caches the parsed JWKS in its own memory (10 min, with an unknown-`kid`
-//! refetch at most every 30 s), so an instance that serves many requests fetches it rarely. But
-//! a server runs several instances and replaces them now and then, and each new instance starts
+//! The component caches the parsed JWKS in its own memory ([`DEFAULT_TTL`], with an
+//! unknown-`kid` refetch at most every [`DEFAULT_REFETCH_INTERVAL`]), so an instance that
+//! serves many requests fetches it rarely. But a server runs several instances and replaces them now and then, and each new instance starts
 //! with an empty cache: without this layer, the upstream would see one JWKS call per instance
 //! per 10 minutes, plus one per replacement. Here, all instances share one upstream answer:
 //!
@@ -30,14 +30,16 @@ use http_body_util::{BodyExt as _, Full, Limited};
 use crate::{OutboundFuture, OutboundResponse, RequestOptions, WasiBody};
 
 /// The path the component fetches keys from, under the frontend API.
-pub const JWKS_PATH_SUFFIX: &str = "/.well-known/jwks.json";
+pub const JWKS_PATH_SUFFIX: &str = wacht_admin::handler::JWKS_PATH;
 
-/// Matches the component's JWKS cache lifetime (`src/jwks_cache.rs`).
-pub const DEFAULT_TTL: Duration = Duration::from_secs(600);
-/// Matches the component's unknown-`kid` refetch limit.
-pub const DEFAULT_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
-/// A JWKS answer larger than this is refused (the component refuses 64 KiB already).
-const MAX_JWKS_BYTES: usize = 256 * 1024;
+/// The component's own JWKS cache lifetime: an instance asks again only after it.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(wacht_admin::jwks_cache::TTL_SECS);
+/// The component's unknown-`kid` refetch limit.
+pub const DEFAULT_REFETCH_INTERVAL: Duration =
+    Duration::from_secs(wacht_admin::jwks_cache::REFETCH_INTERVAL_SECS);
+/// Above the component's own limit, so that the component, not the host, refuses an oversized
+/// set (with its own error); the host only bounds what it buffers.
+const MAX_JWKS_BYTES: usize = 4 * wacht_admin::jwks::MAX_JWKS_BYTES;
 /// Clock slack between the component's whole-second wall clock and our monotonic one: a
 /// repeat this close to the TTL counts as the instance's own expiry, not a rotation.
 const TTL_SLACK: Duration = Duration::from_secs(10);
@@ -101,6 +103,15 @@ impl JwksCache {
     /// JWKS requests answered from the shared entry.
     pub fn hits(&self) -> u64 {
         self.hits.load(Ordering::Relaxed)
+    }
+
+    /// Whether an answer for `url` younger than the TTL is stored.
+    pub async fn is_fresh(&self, url: &str) -> bool {
+        self.entries
+            .lock()
+            .await
+            .get(url)
+            .is_some_and(|entry| entry.fetched.elapsed() < self.ttl)
     }
 
     /// Whether `request` is a JWKS fetch this cache handles.

@@ -9,7 +9,8 @@
 //! - [`InstancePool`] serves many requests per instance instead (what the server uses): the
 //!   component keeps its parsed configuration and JWKS between requests.
 //! - [`JwksCache`] shares one upstream JWKS answer between all instances.
-//! - [`server`] is the HTTP front (`wacht-admin-host`, `make serve`), with a demo mode.
+//! - [`server`] is the HTTP front (`wacht-admin-host`, `make serve`), with a demo mode, and
+//!   `--admin-listen`'s health, readiness and [`metrics`] endpoints.
 
 use std::fmt;
 use std::future::Future;
@@ -44,9 +45,12 @@ pub use pool::{
     Failure, FailureKind, InstancePool, InstanceReport, PoolOptions, PoolStats, Served,
 };
 
+mod admin;
 pub mod demo;
 pub mod jwks;
+mod log;
 mod logpipe;
+pub mod metrics;
 pub mod outbound;
 pub mod pool;
 pub mod server;

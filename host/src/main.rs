@@ -3,23 +3,19 @@
 
 use std::process::ExitCode;
 
+use clap::Parser as _;
 use wacht_admin_host::Server;
-use wacht_admin_host::settings::{Command, Settings, USAGE};
+use wacht_admin_host::settings::{Args, Settings};
 
 fn main() -> ExitCode {
-    let command = match Settings::from_env(std::env::vars(), std::env::args().skip(1)) {
-        Ok(command) => command,
+    // clap prints --help / --version, or the error and usage, and exits (2 on a bad flag).
+    let args = Args::parse();
+    let settings = match Settings::from_args(args, std::env::vars()) {
+        Ok(settings) => settings,
         Err(e) => {
-            eprintln!("wacht-admin-host: {e:#}\n\n{USAGE}");
+            eprintln!("wacht-admin-host: {e:#}");
             return ExitCode::from(2);
         }
-    };
-    let settings = match command {
-        Command::Help => {
-            print!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Command::Serve(settings) => *settings,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

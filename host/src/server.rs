@@ -19,9 +19,12 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
+use crate::admin::Admin;
 use crate::demo::Demo;
+use crate::log::{Access, ComponentLine, Logger};
+use crate::metrics::{Counted, Metrics};
 use crate::outbound::KeepAlive;
-use crate::settings::{LogSink, Settings};
+use crate::settings::Settings;
 use crate::{Component, EngineOptions, FailureKind, InstancePool, JwksCache, PoolOptions};
 
 /// A running server. Dropping it stops accepting at once; [`Server::shutdown`] drains first.
@@ -34,6 +37,9 @@ pub struct Server {
     ignored: Vec<String>,
     settings: Settings,
     load_time: Duration,
+    metrics: Arc<Metrics>,
+    admin_addr: Option<SocketAddr>,
+    admin_task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -63,18 +69,32 @@ impl Server {
         if !env.iter().any(|(k, _)| k == "WACHT_CLIENT_IP_HEADER") {
             env.push(("WACHT_CLIENT_IP_HEADER".into(), "x-forwarded-for".into()));
         }
+        let logger = Logger::new(
+            settings.log_format,
+            settings.access_log.clone(),
+            settings.guest_log.clone(),
+        );
         let jwks_cache = Arc::new(JwksCache::default());
+        // The metrics need the pool, and the pool's engine the counting outbound: the counter
+        // is filled in once the pool exists.
+        let metrics_slot = Arc::new(std::sync::OnceLock::<Arc<Metrics>>::new());
+        let keep_alive = settings
+            .keep_alive
+            .then(|| Arc::new(KeepAlive::new(Duration::from_secs(10))) as Arc<dyn crate::Outbound>);
+        let outbound: Arc<dyn crate::Outbound> = Arc::new(Counted {
+            inner: keep_alive,
+            metrics: metrics_slot.clone(),
+        });
         let engine = EngineOptions {
             cache_dir: settings.cache_dir.clone(),
             pooling: Some(u32::try_from(settings.instances).context("too many instances")?),
             request_timeout: settings.request_timeout,
             max_memory_bytes: settings.max_memory_bytes,
             jwks_cache: Some(jwks_cache.clone()),
-            outbound: settings.keep_alive.then(|| {
-                Arc::new(KeepAlive::new(Duration::from_secs(10))) as Arc<dyn crate::Outbound>
-            }),
+            outbound: Some(outbound.clone()),
             ..EngineOptions::default()
         };
+        let jwks_url = Admin::jwks_url(&env);
         let wasm = settings.wasm.clone();
         let started = Instant::now();
         let component = tokio::task::spawn_blocking(move || {
@@ -94,7 +114,29 @@ impl Server {
                 queue_timeout: settings.queue_timeout,
             },
         )?;
+        let metrics = Arc::new(Metrics::new(pool.clone(), jwks_cache.clone()));
+        let _ = metrics_slot.set(metrics.clone());
         pool.prewarm(settings.prewarm).await?;
+
+        let (admin_addr, admin_task) = match settings.admin_listen {
+            Some(listen) => {
+                let listener = TcpListener::bind(listen)
+                    .await
+                    .with_context(|| format!("cannot listen on {listen} (--admin-listen)"))?;
+                let addr = listener.local_addr()?;
+                let admin = Arc::new(Admin {
+                    metrics: metrics.clone(),
+                    jwks_cache: jwks_cache.clone(),
+                    jwks_url,
+                    outbound,
+                });
+                (
+                    Some(addr),
+                    Some(tokio::spawn(admin.serve(listener, logger.clone()))),
+                )
+            }
+            None => (None, None),
+        };
 
         let listener = TcpListener::bind(settings.listen)
             .await
@@ -105,8 +147,8 @@ impl Server {
             local: addr,
             max_body_bytes: settings.max_body_bytes,
             trust_forwarded: settings.trust_forwarded,
-            access_log: settings.access_log.clone(),
-            guest_log: settings.guest_log.clone(),
+            logger,
+            metrics: metrics.clone(),
             request_timeout: settings.request_timeout,
             seq: AtomicU64::new(0),
         });
@@ -132,6 +174,9 @@ impl Server {
             ignored,
             settings,
             load_time,
+            metrics,
+            admin_addr,
+            admin_task,
             shutdown: Some(shutdown),
             task: Some(task),
         })
@@ -143,18 +188,7 @@ impl Server {
 
     /// `http://ip:port` to reach the server from this machine (loopback for a wildcard bind).
     pub fn url(&self) -> String {
-        let ip = if self.addr.ip().is_unspecified() {
-            match self.addr {
-                SocketAddr::V4(_) => "127.0.0.1".to_string(),
-                SocketAddr::V6(_) => "[::1]".to_string(),
-            }
-        } else {
-            match self.addr {
-                SocketAddr::V4(a) => a.ip().to_string(),
-                SocketAddr::V6(a) => format!("[{}]", a.ip()),
-            }
-        };
-        format!("http://{ip}:{}", self.addr.port())
+        url_of(self.addr)
     }
 
     pub fn demo(&self) -> Option<&Demo> {
@@ -167,6 +201,15 @@ impl Server {
 
     pub fn jwks_cache(&self) -> &JwksCache {
         &self.jwks_cache
+    }
+
+    /// Where `--admin-listen` serves `/healthz`, `/readyz` and `/metrics`.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// How long compiling (or loading from the cache) and linking the component took.
@@ -206,6 +249,13 @@ impl Server {
                 );
             }
         }
+        if let Some(admin) = self.admin_addr {
+            let admin = url_of(admin);
+            let _ = writeln!(
+                out,
+                "\nOperations on {admin} (--admin-listen):\n\n  curl -s {admin}/metrics\n  curl -s {admin}/readyz    # and /healthz\n"
+            );
+        }
         out
     }
 
@@ -236,10 +286,29 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
+        for task in [self.task.take(), self.admin_task.take()]
+            .into_iter()
+            .flatten()
+        {
             task.abort();
         }
     }
+}
+
+/// `http://ip:port` to reach `addr` from this machine (loopback for a wildcard bind).
+fn url_of(addr: SocketAddr) -> String {
+    let ip = if addr.ip().is_unspecified() {
+        match addr {
+            SocketAddr::V4(_) => "127.0.0.1".to_string(),
+            SocketAddr::V6(_) => "[::1]".to_string(),
+        }
+    } else {
+        match addr {
+            SocketAddr::V4(a) => a.ip().to_string(),
+            SocketAddr::V6(a) => format!("[{}]", a.ip()),
+        }
+    };
+    format!("http://{ip}:{}", addr.port())
 }
 
 async fn accept_loop(
@@ -264,7 +333,7 @@ async fn accept_loop(
                 Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
-                    front.guest_log.line(&format!("wacht-admin-host accept failed: {e}"));
+                    front.logger.failure(0, &format!("accept failed: {e}"));
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
@@ -286,7 +355,7 @@ async fn accept_loop(
     tokio::select! {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(grace) => {
-            front.guest_log.line("wacht-admin-host: shutdown grace period over, closing the remaining connections");
+            front.logger.failure(0, "shutdown grace period over, closing the remaining connections");
         }
     }
     Ok(())
@@ -298,10 +367,28 @@ struct Front {
     local: SocketAddr,
     max_body_bytes: usize,
     trust_forwarded: bool,
-    access_log: LogSink,
-    guest_log: LogSink,
+    logger: Logger,
+    metrics: Arc<Metrics>,
     request_timeout: Duration,
     seq: AtomicU64,
+}
+
+/// What the access log and the metrics learn about a request besides its reply.
+#[derive(Default)]
+struct Note {
+    component: Option<ComponentLine>,
+    instance: Option<u64>,
+    uses: Option<u64>,
+    error: Option<&'static str>,
+}
+
+impl Note {
+    fn error(code: &'static str) -> Note {
+        Note {
+            error: Some(code),
+            ..Note::default()
+        }
+    }
 }
 
 type Reply = Response<Full<Bytes>>;
@@ -313,19 +400,32 @@ impl Front {
         let method = printable(req.method().as_str(), 16);
         let path = printable(req.uri().path(), 128);
         let (reply, note) = self.dispatch(req, peer, id).await;
-        if !self.access_log.is_off() {
-            let bytes = reply.body().size_hint().exact().unwrap_or(0);
-            self.access_log.line(&format!(
-                "wacht-admin-host req={id} peer={peer} method={method} path={path} status={} bytes={bytes} ms={:.2} {note}",
-                reply.status().as_u16(),
-                started.elapsed().as_secs_f64() * 1e3,
-            ));
-        }
+        let elapsed = started.elapsed();
+        let component = note.component.as_ref();
+        let credential = component.and_then(|c| c.credential.as_deref());
+        let token_cache = component.and_then(|c| c.token_cache.as_deref());
+        let status = reply.status().as_u16();
+        self.metrics
+            .request(status, credential, token_cache, elapsed);
+        self.logger.access(&Access {
+            id,
+            peer: Some(peer),
+            method: &method,
+            path: &path,
+            status,
+            bytes: reply.body().size_hint().exact().unwrap_or(0),
+            ms: elapsed.as_secs_f64() * 1e3,
+            credential,
+            token_cache,
+            instance: note.instance,
+            uses: note.uses,
+            error: note.error,
+        });
         reply
     }
 
     /// The reply, and what the access log adds about it.
-    async fn dispatch(&self, req: Request<Incoming>, peer: SocketAddr, id: u64) -> (Reply, String) {
+    async fn dispatch(&self, req: Request<Incoming>, peer: SocketAddr, id: u64) -> (Reply, Note) {
         let declared = req
             .headers()
             .get(header::CONTENT_LENGTH)
@@ -346,7 +446,7 @@ impl Front {
                         "bad_request",
                         "The request body could not be read.",
                     ),
-                    "error=bad_request".into(),
+                    Note::error("bad_request"),
                 );
             }
         };
@@ -384,7 +484,7 @@ impl Front {
                         "bad_request",
                         "The request target is not valid.",
                     ),
-                    "error=bad_request".into(),
+                    Note::error("bad_request"),
                 );
             }
         };
@@ -404,22 +504,24 @@ impl Front {
         {
             Ok(served) => {
                 self.forward_guest_output(id, &served.handled.stderr, &served.handled.stdout);
+                let note = Note {
+                    component: ComponentLine::find(&served.handled.stderr),
+                    instance: Some(served.instance.id),
+                    uses: Some(served.instance.uses),
+                    error: None,
+                };
                 let (head, body) = served.handled.response.into_parts();
-                let i = served.instance;
-                let note = format!(
-                    "instance={}{} use={}",
-                    i.id,
-                    if i.fresh { "(new)" } else { "" },
-                    i.uses
-                );
                 (Response::from_parts(head, Full::new(body)), note)
             }
             Err(failure) => {
                 self.forward_guest_output(id, &failure.stderr, "");
-                self.guest_log.line(&format!(
-                    "wacht-admin-host req={id} failed: {}",
-                    one_line(&format!("{:#}", failure.error), 2048)
-                ));
+                self.logger.failure(
+                    id,
+                    &format!(
+                        "failed: {}",
+                        one_line(&format!("{:#}", failure.error), 2048)
+                    ),
+                );
                 let (status, code, message) = match failure.kind {
                     FailureKind::Busy => (
                         StatusCode::SERVICE_UNAVAILABLE,
@@ -446,37 +548,34 @@ impl Front {
                         .headers_mut()
                         .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
                 }
-                let instance = failure
-                    .instance
-                    .map_or_else(String::new, |i| format!(" instance={i}(dropped)"));
-                (reply, format!("error={code}{instance}"))
+                let note = Note {
+                    instance: failure.instance,
+                    ..Note::error(code)
+                };
+                (reply, note)
             }
         }
     }
 
     fn forward_guest_output(&self, id: u64, stderr: &str, stdout: &str) {
-        if self.guest_log.is_off() {
-            return;
-        }
         for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
-            self.guest_log
-                .line(&format!("req={id} {}", printable(line, 2048)));
+            self.logger.guest(id, &printable(line, 2048));
         }
         for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
-            self.guest_log
-                .line(&format!("req={id} stdout: {}", printable(line, 2048)));
+            self.logger
+                .guest(id, &format!("stdout: {}", printable(line, 2048)));
         }
     }
 }
 
-fn too_large(limit: usize) -> (Reply, String) {
+fn too_large(limit: usize) -> (Reply, Note) {
     (
         json_error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "request_too_large",
             &format!("The request body is larger than {limit} bytes."),
         ),
-        "error=request_too_large".into(),
+        Note::error("request_too_large"),
     )
 }
 

@@ -1,50 +1,97 @@
-//! What `wacht-admin-host` runs with: the environment (`WACHT_*` for the component, `PORT`,
-//! `HOST`, `WACHT_ADMIN_*` for the host itself) and a few command-line flags.
+//! What `wacht-admin-host` runs with: the environment (`WACHT_*` for the component) and the
+//! host's own flags ([`Args`], each with an environment fallback: `PORT`, `HOST`, `WACHT_ADMIN_*`).
 
 use std::net::{SocketAddr, ToSocketAddrs as _};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{Context as _, anyhow, bail};
+use anyhow::{Context as _, anyhow};
+use clap::Parser;
 
 use crate::DEFAULT_WASM_PATH;
 
 /// Environment variables with this prefix configure the host, not the component.
 pub const HOST_ENV_PREFIX: &str = "WACHT_ADMIN_";
 
-pub const USAGE: &str = "\
-wacht-admin-host: serves the wacht-admin component (GET /admin/users) on an embedded wasmtime.
+/// `wacht-admin-host --help`; every flag that has an environment variable falls back to it.
+#[derive(Parser, Debug)]
+#[command(
+    name = "wacht-admin-host",
+    version,
+    about = "Serves the wacht-admin component (GET /admin/users) on an embedded wasmtime.",
+    long_about = "Serves the wacht-admin component (GET /admin/users) on an embedded wasmtime.\n\n\
+        Every WACHT_* environment variable except WACHT_ADMIN_* is passed to the component (see the \
+        README); nothing else is. Without WACHT_API_KEY it runs in DEMO mode: a stand-in Wacht on \
+        loopback, and ready-to-paste curl lines."
+)]
+pub struct Args {
+    /// Address to listen on, HOST:PORT (overrides --host and --port)
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<String>,
+    /// Address to listen on (0.0.0.0 or :: for every interface)
+    #[arg(long, env = "HOST", default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to listen on
+    #[arg(long, env = "PORT", default_value_t = 8080)]
+    pub port: u16,
+    /// The component
+    #[arg(long, env = "WACHT_ADMIN_WASM", default_value = DEFAULT_WASM_PATH)]
+    pub wasm: PathBuf,
+    /// Compiled-code cache [default: $XDG_CACHE_HOME/wacht-admin-host]
+    #[arg(long, env = "WACHT_ADMIN_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Compile the component on every start
+    #[arg(long, conflicts_with = "cache_dir")]
+    pub no_cache: bool,
+    /// Reused instances = requests in flight at most
+    #[arg(long, env = "WACHT_ADMIN_INSTANCES", default_value_t = 16,
+          value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub instances: u32,
+    /// Retire an instance after N requests
+    #[arg(long, env = "WACHT_ADMIN_MAX_REQUESTS_PER_INSTANCE", default_value_t = 10_000,
+          value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_requests_per_instance: u64,
+    /// Per request, guest CPU and upstream calls together, in seconds
+    #[arg(long, env = "WACHT_ADMIN_REQUEST_TIMEOUT", default_value_t = 30, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub request_timeout: u64,
+    /// Linear memory per instance, in MiB
+    #[arg(long, env = "WACHT_ADMIN_MAX_MEMORY_MB", default_value_t = 128, value_name = "MIB",
+          value_parser = clap::value_parser!(u64).range(2..=4096))]
+    pub max_memory_mb: u64,
+    /// Open client connections at most
+    #[arg(long, env = "WACHT_ADMIN_MAX_CONNECTIONS", default_value_t = 1024, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=1 << 20))]
+    pub max_connections: u32,
+    /// Keep the client's X-Forwarded-For / CF-Connecting-IP (behind a proxy you trust); by
+    /// default they are replaced by the peer address
+    #[arg(long, env = "WACHT_ADMIN_TRUST_FORWARDED")]
+    pub trust_forwarded: bool,
+    /// A new upstream connection per call (default: a shared keep-alive pool)
+    #[arg(long, env = "WACHT_ADMIN_NO_KEEP_ALIVE")]
+    pub no_keep_alive: bool,
+    /// No access log (the component's lines and failures are still logged)
+    #[arg(long, env = "WACHT_ADMIN_QUIET")]
+    pub quiet: bool,
+    /// Log lines as text or one JSON object per line (also the component's own line)
+    #[arg(long, env = "WACHT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text,
+          ignore_case = true)]
+    pub log_format: LogFormat,
+    /// Serve GET /healthz, /readyz and /metrics (Prometheus) on this address (off by default)
+    #[arg(long, env = "WACHT_ADMIN_LISTEN", value_name = "ADDR:PORT")]
+    pub admin_listen: Option<String>,
+}
 
-USAGE: wacht-admin-host [OPTIONS]
-
-Without WACHT_API_KEY in the environment it runs in DEMO mode: a stand-in Wacht on loopback,
-and ready-to-paste curl lines. With WACHT_API_KEY set, the component talks to the real Wacht.
-
-Environment:
-  WACHT_API_KEY, WACHT_PUBLISHABLE_KEY, WACHT_BACKEND_API_URL, WACHT_GATEWAY_URL, WACHT_...
-                      passed to the component (see the README); nothing else is
-  PORT                port to listen on (default 8080)
-  HOST                address to listen on (default 127.0.0.1; 0.0.0.0 or :: for all)
-  WACHT_ADMIN_WASM    the component (default target/host-verifier/wasm32-wasip2/release/wacht_admin.wasm)
-  WACHT_ADMIN_CACHE_DIR   compiled-code cache (default $XDG_CACHE_HOME/wacht-admin-host)
-
-Options:
-  --listen ADDR:PORT          overrides HOST and PORT
-  --wasm PATH                 overrides WACHT_ADMIN_WASM
-  --cache-dir DIR             overrides WACHT_ADMIN_CACHE_DIR
-  --no-cache                  compile the component on every start
-  --instances N               reused instances = requests in flight at most (default 16)
-  --max-requests-per-instance N   retire an instance after N requests (default 10000)
-  --request-timeout SECS      per request, guest CPU and upstream calls together (default 30)
-  --max-memory-mb N           linear memory per instance (default 128)
-  --max-connections N         open client connections at most (default 1024)
-  --trust-forwarded           keep the client's X-Forwarded-For / CF-Connecting-IP (behind a
-                              proxy you trust); by default they are replaced by the peer address
-  --no-keep-alive             a new upstream connection per call (default: a shared pool)
-  --quiet                     no access log (guest log lines still go to stderr)
-  -h, --help                  this text
-";
+/// How the host writes its log lines (`--log-format`, `WACHT_LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// `time LEVEL target: message key=value ...`
+    #[default]
+    Text,
+    /// One JSON object per line
+    Json,
+}
 
 /// Where log lines go.
 #[derive(Clone, Default)]
@@ -72,25 +119,6 @@ impl LogSink {
     pub fn memory() -> (LogSink, Arc<Mutex<Vec<String>>>) {
         let lines = Arc::new(Mutex::new(Vec::new()));
         (LogSink::Memory(lines.clone()), lines)
-    }
-
-    /// Writes one line (a failed write, e.g. a closed pipe, is ignored: logging never fails
-    /// a request).
-    pub fn line(&self, line: &str) {
-        use std::io::Write as _;
-        match self {
-            LogSink::Stdout => {
-                let _ = writeln!(std::io::stdout().lock(), "{line}");
-            }
-            LogSink::Stderr => {
-                let _ = writeln!(std::io::stderr().lock(), "{line}");
-            }
-            LogSink::Off => {}
-            LogSink::Memory(lines) => lines
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(line.to_string()),
-        }
     }
 
     pub fn is_off(&self) -> bool {
@@ -129,8 +157,11 @@ pub struct Settings {
     pub keep_alive: bool,
     /// One line per request.
     pub access_log: LogSink,
-    /// The guest's stderr, line by line.
+    /// The guest's stderr, line by line, and the host's own messages.
     pub guest_log: LogSink,
+    pub log_format: LogFormat,
+    /// Where `/healthz`, `/readyz` and `/metrics` are served; `None`: nowhere.
+    pub admin_listen: Option<SocketAddr>,
     /// `WACHT_*` for the component (the host's own `WACHT_ADMIN_*` excluded).
     pub wacht_env: Vec<(String, String)>,
 }
@@ -156,16 +187,11 @@ impl Default for Settings {
             keep_alive: true,
             access_log: LogSink::Stdout,
             guest_log: LogSink::Stderr,
+            log_format: LogFormat::Text,
+            admin_listen: None,
             wacht_env: Vec::new(),
         }
     }
-}
-
-/// What the command line asks for.
-#[derive(Debug)]
-pub enum Command {
-    Serve(Box<Settings>),
-    Help,
 }
 
 impl Settings {
@@ -177,96 +203,59 @@ impl Settings {
             .any(|(k, v)| k == "WACHT_API_KEY" && !v.trim().is_empty())
     }
 
-    /// From the process environment and command line (without the program name).
-    pub fn from_env(
+    /// From the parsed command line and the process environment (whose `WACHT_*` variables,
+    /// except the host's own `WACHT_ADMIN_*`, go to the component).
+    pub fn from_args(
+        args: Args,
         vars: impl IntoIterator<Item = (String, String)>,
-        args: impl IntoIterator<Item = String>,
-    ) -> anyhow::Result<Command> {
-        let vars: Vec<(String, String)> = vars.into_iter().collect();
-        let var = |name: &str| {
-            vars.iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
-        let mut s = Settings {
-            wacht_env: vars
-                .iter()
-                .filter(|(k, _)| k.starts_with("WACHT_") && !k.starts_with(HOST_ENV_PREFIX))
-                .cloned()
-                .collect(),
-            ..Settings::default()
-        };
-        if let Some(wasm) = var("WACHT_ADMIN_WASM") {
-            s.wasm = PathBuf::from(wasm);
-        }
-        if let Some(dir) = var("WACHT_ADMIN_CACHE_DIR") {
-            s.cache_dir = Some(PathBuf::from(dir));
-        }
-        let port: u16 = match var("PORT") {
-            Some(p) => p
-                .parse()
-                .map_err(|_| anyhow!("PORT={p:?} is not a port number"))?,
-            None => 8080,
-        };
-        let host = var("HOST").unwrap_or_else(|| "127.0.0.1".to_string());
-        let mut listen = format!("{}:{port}", bracket_ipv6(&host));
-
-        let mut args = args.into_iter();
-        while let Some(arg) = args.next() {
-            let (flag, inline) = match arg.split_once('=') {
-                Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
-                _ => (arg.clone(), None),
+    ) -> anyhow::Result<Settings> {
+        let mut wacht_env: Vec<(String, String)> = vars
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("WACHT_") && !k.starts_with(HOST_ENV_PREFIX))
+            .collect();
+        // `--log-format` also sets the component's line, unless its variable says otherwise.
+        if !wacht_env.iter().any(|(k, _)| k == "WACHT_LOG_FORMAT") {
+            let format = match args.log_format {
+                LogFormat::Text => "text",
+                LogFormat::Json => "json",
             };
-            let mut value = |what: &str| -> anyhow::Result<String> {
-                match inline.clone().or_else(|| args.next()) {
-                    Some(v) => Ok(v),
-                    None => bail!("{flag} needs {what}"),
-                }
-            };
-            match flag.as_str() {
-                "-h" | "--help" => return Ok(Command::Help),
-                "--listen" => listen = value("ADDR:PORT")?,
-                "--wasm" => s.wasm = PathBuf::from(value("a path")?),
-                "--cache-dir" => s.cache_dir = Some(PathBuf::from(value("a directory")?)),
-                "--no-cache" => s.cache_dir = None,
-                "--instances" => s.instances = number(&flag, &value("a number")?, 1, 4096)?,
-                "--max-requests-per-instance" => {
-                    s.max_requests_per_instance = number(&flag, &value("a number")?, 1, u64::MAX)?
-                }
-                "--request-timeout" => {
-                    s.request_timeout =
-                        Duration::from_secs(number(&flag, &value("seconds")?, 1, 3600)?)
-                }
-                "--max-memory-mb" => {
-                    s.max_memory_bytes = number::<usize>(&flag, &value("MiB")?, 2, 4096)? << 20
-                }
-                "--max-connections" => {
-                    s.max_connections = number(&flag, &value("a number")?, 1, 1 << 20)?
-                }
-                "--trust-forwarded" => s.trust_forwarded = true,
-                "--no-keep-alive" => s.keep_alive = false,
-                "--quiet" => s.access_log = LogSink::Off,
-                other => bail!("unknown argument {other:?} (see --help)"),
-            }
+            wacht_env.push(("WACHT_LOG_FORMAT".to_string(), format.to_string()));
         }
-        s.listen = resolve(&listen)?;
-        s.prewarm = s.prewarm.min(s.instances);
-        s.shutdown_grace = s.request_timeout;
-        Ok(Command::Serve(Box::new(s)))
+        let listen = args
+            .listen
+            .unwrap_or_else(|| format!("{}:{}", bracket_ipv6(args.host.trim()), args.port));
+        let instances = args.instances as usize;
+        let request_timeout = Duration::from_secs(args.request_timeout);
+        let defaults = Settings::default();
+        Ok(Settings {
+            listen: resolve(&listen)?,
+            wasm: args.wasm,
+            cache_dir: if args.no_cache {
+                None
+            } else {
+                args.cache_dir.or(defaults.cache_dir)
+            },
+            instances,
+            prewarm: defaults.prewarm.min(instances),
+            max_requests_per_instance: args.max_requests_per_instance,
+            request_timeout,
+            max_memory_bytes: usize::try_from(args.max_memory_mb << 20)
+                .context("--max-memory-mb is too large")?,
+            max_connections: args.max_connections as usize,
+            shutdown_grace: request_timeout,
+            trust_forwarded: args.trust_forwarded,
+            keep_alive: !args.no_keep_alive,
+            access_log: if args.quiet {
+                LogSink::Off
+            } else {
+                LogSink::Stdout
+            },
+            log_format: args.log_format,
+            admin_listen: args.admin_listen.as_deref().map(resolve).transpose()?,
+            wacht_env,
+            ..defaults
+        })
     }
-}
-
-fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
-    flag: &str,
-    raw: &str,
-    min: T,
-    max: T,
-) -> anyhow::Result<T> {
-    raw.parse::<T>()
-        .ok()
-        .filter(|n| *n >= min && *n <= max)
-        .ok_or_else(|| anyhow!("{flag} {raw:?}: expected a number from {min} to {max}"))
 }
 
 fn bracket_ipv6(host: &str) -> String {
@@ -300,18 +289,21 @@ fn default_cache_dir() -> Option<PathBuf> {
 
 #[cfg(test)]
 mod tests {
+    use clap::CommandFactory as _;
+
     use super::*;
 
     fn parse(vars: &[(&str, &str)], args: &[&str]) -> anyhow::Result<Settings> {
-        let vars = vars.iter().map(|(k, v)| (k.to_string(), v.to_string()));
-        match Settings::from_env(vars, args.iter().map(|a| a.to_string()))? {
-            Command::Serve(s) => Ok(*s),
-            Command::Help => bail!("help"),
-        }
+        let args =
+            Args::try_parse_from(std::iter::once("wacht-admin-host").chain(args.iter().copied()))?;
+        Settings::from_args(
+            args,
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
     }
 
     #[test]
-    fn defaults_and_env() {
+    fn defaults_and_the_component_environment() {
         let s = parse(
             &[
                 ("PATH", "/bin"),
@@ -321,40 +313,102 @@ mod tests {
             &[],
         )
         .unwrap();
-        assert_eq!(s.listen, SocketAddr::from(([127, 0, 0, 1], 8080)));
+        assert_eq!(s.listen.port(), 8080);
+        assert!(s.listen.ip().is_loopback());
+        // The host's own variables stay with the host; the log format follows --log-format.
         assert_eq!(
             s.wacht_env,
-            vec![("WACHT_API_KEY".to_string(), "sk".to_string())]
+            vec![
+                ("WACHT_API_KEY".to_string(), "sk".to_string()),
+                ("WACHT_LOG_FORMAT".to_string(), "text".to_string()),
+            ]
         );
-        assert_eq!(s.wasm, PathBuf::from("x.wasm"));
         assert!(!s.is_demo());
-        let s = parse(&[("PORT", "9000"), ("WACHT_API_KEY", " ")], &[]).unwrap();
-        assert_eq!(s.listen.port(), 9000);
+        assert!(s.admin_listen.is_none());
+        let s = parse(
+            &[("WACHT_API_KEY", " "), ("WACHT_LOG_FORMAT", "json")],
+            &["--log-format", "json"],
+        )
+        .unwrap();
         assert!(s.is_demo());
-        let s = parse(&[("HOST", "::1"), ("PORT", "9001")], &[]).unwrap();
-        assert_eq!(s.listen.to_string(), "[::1]:9001");
+        assert_eq!(s.log_format, LogFormat::Json);
+        assert_eq!(
+            s.wacht_env
+                .iter()
+                .filter(|(k, _)| k == "WACHT_LOG_FORMAT")
+                .count(),
+            1
+        );
     }
 
     #[test]
     fn flags() {
         let s = parse(
-            &[("PORT", "9000")],
+            &[],
             &[
                 "--listen",
                 "127.0.0.1:0",
                 "--instances=4",
                 "--no-cache",
                 "--quiet",
+                "--admin-listen",
+                "127.0.0.1:9091",
             ],
         )
         .unwrap();
         assert_eq!(s.listen.port(), 0);
         assert_eq!(s.instances, 4);
+        assert_eq!(s.prewarm, 1);
         assert!(s.cache_dir.is_none());
         assert!(s.access_log.is_off());
-        assert!(parse(&[], &["--instances", "0"]).is_err());
-        assert!(parse(&[], &["--bogus"]).is_err());
-        assert!(parse(&[("PORT", "http")], &[]).is_err());
-        assert!(parse(&[], &["--listen"]).is_err());
+        assert_eq!(
+            s.admin_listen,
+            Some(SocketAddr::from(([127, 0, 0, 1], 9091)))
+        );
+        let s = parse(
+            &[],
+            &["--host", "::1", "--port", "9001", "--max-memory-mb", "64"],
+        )
+        .unwrap();
+        assert_eq!(s.listen.to_string(), "[::1]:9001");
+        assert_eq!(s.max_memory_bytes, 64 << 20);
+        for bad in [
+            &["--instances", "0"][..],
+            &["--bogus"],
+            &["--port", "http"],
+            &["--listen"],
+            &["--request-timeout", "0"],
+            &["--log-format", "xml"],
+            &["--admin-listen", "nowhere"],
+        ] {
+            assert!(parse(&[], bad).is_err(), "{bad:?}");
+        }
+    }
+
+    /// Every setting with a documented variable falls back to it (clap reads the process
+    /// environment, which a test must not change).
+    #[test]
+    fn every_setting_names_its_environment_variable() {
+        let command = Args::command();
+        let env_of = |id: &str| {
+            command
+                .get_arguments()
+                .find(|a| a.get_id() == id)
+                .and_then(|a| a.get_env())
+                .map(|e| e.to_string_lossy().into_owned())
+        };
+        for (id, var) in [
+            ("host", "HOST"),
+            ("port", "PORT"),
+            ("wasm", "WACHT_ADMIN_WASM"),
+            ("cache_dir", "WACHT_ADMIN_CACHE_DIR"),
+            ("instances", "WACHT_ADMIN_INSTANCES"),
+            ("request_timeout", "WACHT_ADMIN_REQUEST_TIMEOUT"),
+            ("log_format", "WACHT_LOG_FORMAT"),
+            ("admin_listen", "WACHT_ADMIN_LISTEN"),
+        ] {
+            assert_eq!(env_of(id).as_deref(), Some(var), "{id}");
+        }
+        command.debug_assert();
     }
 }

@@ -1,0 +1,165 @@
+//! `--admin-listen`: the operations endpoints, on an address of their own so that they are never
+//! exposed where `/admin/users` is.
+//!
+//! - `GET /healthz`: 200 while the process serves.
+//! - `GET /readyz`: 200 once the component is loaded and, when session tokens are configured,
+//!   a JWKS answer younger than its TTL is in the shared cache (fetched now if not: the probe
+//!   itself keeps it fresh); else 503 with the reason.
+//! - `GET /metrics`: the Prometheus text format ([`crate::metrics`]).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt as _, Empty, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+
+use crate::metrics::{CONTENT_TYPE, Metrics};
+use crate::verifier::Ring;
+use crate::{JwksCache, Outbound, WasiBody};
+
+/// A readiness probe waits this long for the JWKS before answering 503.
+const JWKS_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub(crate) struct Admin {
+    pub metrics: Arc<Metrics>,
+    pub jwks_cache: Arc<JwksCache>,
+    /// Where the component fetches its keys, when session tokens are configured (and no inline
+    /// JWKS makes the fetch unneeded).
+    pub jwks_url: Option<String>,
+    pub outbound: Arc<dyn Outbound>,
+}
+
+impl Admin {
+    /// The JWKS URL the component will fetch for this environment, if any.
+    pub fn jwks_url(env: &[(String, String)]) -> Option<String> {
+        let config = wacht_admin::config::Config::from_vars(env.iter().cloned(), &Ring).ok()?;
+        if config.inline_jwks.is_some() {
+            return None;
+        }
+        let frontend = config.frontend_api().ok()?;
+        Some(format!(
+            "{}{}{}",
+            frontend.origin(),
+            frontend.path,
+            wacht_admin::handler::JWKS_PATH
+        ))
+    }
+
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        logger: crate::log::Logger,
+    ) -> anyhow::Result<()> {
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(10))
+            .max_header_size(16 * 1024);
+        loop {
+            let (stream, _) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    logger.failure(0, &format!("admin listener: accept failed: {e}"));
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let admin = self.clone();
+            let service = hyper::service::service_fn(move |req| {
+                let admin = admin.clone();
+                async move { Ok::<_, Infallible>(admin.respond(req).await) }
+            });
+            let connection = http.serve_connection(TokioIo::new(stream), service);
+            tokio::spawn(connection);
+        }
+    }
+
+    async fn respond(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            return reply(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "application/json",
+                json("method_not_allowed", "Only GET is served here."),
+            );
+        }
+        match req.uri().path() {
+            "/healthz" => reply(
+                StatusCode::OK,
+                "application/json",
+                r#"{"status":"ok"}"#.into(),
+            ),
+            "/readyz" => match self.ready().await {
+                Ok(()) => reply(
+                    StatusCode::OK,
+                    "application/json",
+                    r#"{"status":"ready"}"#.into(),
+                ),
+                Err(reason) => reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "application/json",
+                    json("not_ready", &reason),
+                ),
+            },
+            "/metrics" => reply(StatusCode::OK, CONTENT_TYPE, self.metrics.encode()),
+            _ => reply(
+                StatusCode::NOT_FOUND,
+                "application/json",
+                json("not_found", "Try /healthz, /readyz or /metrics."),
+            ),
+        }
+    }
+
+    /// The component is loaded (the server would not run otherwise); the JWKS is checked here.
+    async fn ready(&self) -> Result<(), String> {
+        let Some(url) = &self.jwks_url else {
+            return Ok(());
+        };
+        if self.jwks_cache.is_fresh(url).await {
+            return Ok(());
+        }
+        let fetched = tokio::time::timeout(JWKS_PROBE_TIMEOUT, self.fetch_jwks(url))
+            .await
+            .map_err(|_| format!("the JWKS did not answer within {JWKS_PROBE_TIMEOUT:?}"))?;
+        match fetched {
+            Ok(StatusCode::OK) => Ok(()),
+            Ok(status) => Err(format!("the JWKS answered {status}")),
+            Err(e) => Err(format!("the JWKS could not be fetched: {e:#}")),
+        }
+    }
+
+    async fn fetch_jwks(&self, url: &str) -> anyhow::Result<StatusCode> {
+        let body: WasiBody = Empty::new().map_err(|never| match never {}).boxed_unsync();
+        let request = Request::get(url)
+            .header(header::USER_AGENT, wacht_admin::handler::USER_AGENT)
+            .header(header::ACCEPT, "application/json")
+            .body(body)
+            .context("the JWKS URL")?;
+        let outbound = self.outbound.clone();
+        let (response, _) = self
+            .jwks_cache
+            .clone()
+            .fetch(request, None, None, move |request, options| {
+                outbound.send(request, options)
+            })
+            .await?;
+        Ok(response.status())
+    }
+}
+
+fn json(code: &str, message: &str) -> String {
+    serde_json::json!({ "error": code, "message": message }).to_string()
+}
+
+fn reply(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
+    let mut reply = Response::new(Full::new(Bytes::from(body)));
+    *reply.status_mut() = status;
+    let headers = reply.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    reply
+}
