@@ -29,42 +29,38 @@ use wacht_admin_host::{Component, EngineOptions, InstancePool, JwksCache, Outbou
 use wacht_standin::tokens::{TestKey, b64url, session_claims};
 use wacht_standin::{Endpoint, StandIn, StandInConfig};
 
+/// Prints the figures of `make bench` for `wacht-admin-host`.
+#[derive(clap::Parser)]
+#[command(name = "wacht-admin-bench")]
 struct Args {
-    duration: Duration,
+    /// Seconds per load run
+    #[arg(long = "duration", default_value_t = 5, value_name = "SECS")]
+    duration_secs: u64,
+    /// The component
+    #[arg(long, default_value = wacht_admin_host::DEFAULT_WASM_PATH)]
     wasm: PathBuf,
+    /// The wacht-admin-host binary [default: next to this one]
+    #[arg(long = "host-bin", value_name = "PATH")]
+    host_bin_flag: Option<PathBuf>,
+    #[arg(skip)]
     host_bin: PathBuf,
+    /// Compiled-code cache
+    #[arg(long, default_value = "target/wasmtime-cache")]
     cache_dir: PathBuf,
-    /// Only the in-process ES256 measurement (to compare component builds).
+    /// Only the in-process ES256 measurement (to compare component builds)
+    #[arg(long)]
     es256_only: bool,
+    #[arg(skip)]
+    duration: Duration,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
-    let exe = std::env::current_exe()?;
-    let mut args = Args {
-        duration: Duration::from_secs(5),
-        wasm: PathBuf::from(wacht_admin_host::DEFAULT_WASM_PATH),
-        host_bin: exe.with_file_name("wacht-admin-host"),
-        cache_dir: PathBuf::from("target/wasmtime-cache"),
-        es256_only: false,
+    let mut args = <Args as clap::Parser>::parse();
+    args.duration = Duration::from_secs(args.duration_secs);
+    args.host_bin = match args.host_bin_flag.take() {
+        Some(path) => path,
+        None => std::env::current_exe()?.with_file_name("wacht-admin-host"),
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut value = || it.next().ok_or_else(|| anyhow!("{arg} needs a value"));
-        match arg.as_str() {
-            "--duration" => args.duration = Duration::from_secs(value()?.parse()?),
-            "--wasm" => args.wasm = PathBuf::from(value()?),
-            "--host-bin" => args.host_bin = PathBuf::from(value()?),
-            "--cache-dir" => args.cache_dir = PathBuf::from(value()?),
-            "--es256-only" => args.es256_only = true,
-            "-h" | "--help" => {
-                println!(
-                    "wacht-admin-bench [--duration SECS] [--wasm PATH] [--host-bin PATH] [--cache-dir DIR] [--es256-only]"
-                );
-                std::process::exit(0);
-            }
-            other => bail!("unknown argument {other:?}"),
-        }
-    }
     Ok(args)
 }
 
