@@ -1,12 +1,18 @@
-//! A minimal blocking HTTP/1.1 client over `std::net`, enough to talk to workerd on loopback:
-//! one request per connection (`connection: close`), Content-Length or chunked bodies.
-//! (The root package has no HTTP client dependency, and this test must not add one.)
+//! A blocking face on hyper's HTTP/1.1 client, for tests that run servers in other processes
+//! (workerd, the native host): one request per connection, or a keep-alive [`Conn`] (the way wrk
+//! drives a server) for the benchmarks.
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use anyhow::{Context as _, bail, ensure};
+use anyhow::Context as _;
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+
+/// Bodies larger than this are an error (no test expects one).
+const MAX_BODY: usize = 16 << 20;
 
 #[derive(Debug, Clone)]
 pub struct Response {
@@ -51,7 +57,7 @@ pub fn send(
     send_body(addr, method, target, headers, &[], timeout)
 }
 
-/// [`send`] with a request body (sent with `content-length`).
+/// [`send`] with a request body.
 pub fn send_body(
     addr: SocketAddr,
     method: &str,
@@ -60,115 +66,90 @@ pub fn send_body(
     body: &[u8],
     timeout: Duration,
 ) -> anyhow::Result<Response> {
-    let mut stream = TcpStream::connect_timeout(&addr, timeout)
-        .with_context(|| format!("connecting to {addr}"))?;
-    stream.set_read_timeout(Some(timeout))?;
-    stream.set_write_timeout(Some(timeout))?;
-    stream.set_nodelay(true)?;
-    let mut head =
-        format!("{method} {target} HTTP/1.1\r\nhost: wacht-admin.test\r\nconnection: close\r\n");
-    if !body.is_empty() || !matches!(method, "GET" | "HEAD") {
-        head.push_str(&format!("content-length: {}\r\n", body.len()));
-    }
-    for (n, v) in headers {
-        head.push_str(&format!("{n}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes())?;
-    stream.write_all(body)?;
-
-    let mut reader = BufReader::new(stream);
-    read_response(&mut reader, method)
+    let mut conn = Conn::open(addr, timeout)?;
+    let mut all: Vec<(&str, &str)> = vec![("connection", "close")];
+    all.extend_from_slice(headers);
+    conn.request(method, target, &all, Bytes::copy_from_slice(body))
 }
 
-fn read_response(reader: &mut BufReader<TcpStream>, method: &str) -> anyhow::Result<Response> {
-    let mut line = String::new();
-    reader
-        .read_line(&mut line)
-        .context("reading the status line")?;
-    let status: u16 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .with_context(|| format!("bad status line {line:?}"))?;
-    let mut headers = Vec::new();
-    loop {
-        line.clear();
-        reader.read_line(&mut line)?;
-        let l = line.trim_end_matches(['\r', '\n']);
-        if l.is_empty() {
-            break;
-        }
-        let (n, v) = l
-            .split_once(':')
-            .with_context(|| format!("bad header {l:?}"))?;
-        headers.push((n.trim().to_ascii_lowercase(), v.trim().to_string()));
-    }
-    let find = |name: &str| {
-        headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v): &(String, String)| v.clone())
-    };
-    let mut body = Vec::new();
-    if method == "HEAD" || status == 204 || status == 304 {
-        // no body
-    } else if find("transfer-encoding").is_some_and(|te| te.eq_ignore_ascii_case("chunked")) {
-        loop {
-            line.clear();
-            reader.read_line(&mut line)?;
-            let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
-                .with_context(|| format!("bad chunk size {line:?}"))?;
-            if size == 0 {
-                break;
-            }
-            let start = body.len();
-            body.resize(start + size, 0);
-            reader.read_exact(&mut body[start..])?;
-            line.clear();
-            reader.read_line(&mut line)?;
-        }
-    } else if let Some(len) = find("content-length") {
-        let len: usize = len.parse().context("bad content-length")?;
-        ensure!(len <= 16 << 20, "content-length {len} too large");
-        body.resize(len, 0);
-        reader.read_exact(&mut body)?;
-    } else {
-        reader.read_to_end(&mut body)?;
-    }
-    if status == 0 {
-        bail!("status 0");
-    }
-    Ok(Response {
-        status,
-        headers,
-        body,
-    })
-}
-
-/// A keep-alive connection (the way wrk drives a server), for the benchmark.
+/// A keep-alive connection on a runtime of its own.
 pub struct Conn {
-    reader: BufReader<TcpStream>,
+    runtime: tokio::runtime::Runtime,
+    sender: SendRequest<Full<Bytes>>,
+    timeout: Duration,
 }
 
 impl Conn {
     pub fn open(addr: SocketAddr, timeout: Duration) -> anyhow::Result<Conn> {
-        let stream = TcpStream::connect_timeout(&addr, timeout)?;
-        stream.set_read_timeout(Some(timeout))?;
-        stream.set_write_timeout(Some(timeout))?;
-        stream.set_nodelay(true)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let sender = runtime.block_on(async {
+            let stream = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr))
+                .await
+                .with_context(|| format!("connecting to {addr}: timed out"))?
+                .with_context(|| format!("connecting to {addr}"))?;
+            stream.set_nodelay(true)?;
+            let (sender, connection) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+            tokio::spawn(connection);
+            anyhow::Ok(sender)
+        })?;
         Ok(Conn {
-            reader: BufReader::new(stream),
+            runtime,
+            sender,
+            timeout,
         })
     }
 
     pub fn get(&mut self, target: &str, headers: &[(&str, &str)]) -> anyhow::Result<Response> {
-        let mut head = format!("GET {target} HTTP/1.1\r\nhost: wacht-admin.test\r\n");
+        self.request("GET", target, headers, Bytes::new())
+    }
+
+    fn request(
+        &mut self,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> anyhow::Result<Response> {
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(target)
+            .header("host", "wacht-admin.test");
         for (n, v) in headers {
-            head.push_str(&format!("{n}: {v}\r\n"));
+            request = request.header(*n, *v);
         }
-        head.push_str("\r\n");
-        self.reader.get_mut().write_all(head.as_bytes())?;
-        read_response(&mut self.reader, "GET")
+        let request = request.body(Full::new(body))?;
+        let (sender, timeout) = (&mut self.sender, self.timeout);
+        self.runtime.block_on(async {
+            tokio::time::timeout(timeout, async {
+                sender.ready().await?;
+                let response = sender.send_request(request).await?;
+                let (parts, body) = response.into_parts();
+                let body = Limited::new(body, MAX_BODY)
+                    .collect()
+                    .await
+                    .map_err(|e| anyhow::anyhow!("reading the body: {e}"))?
+                    .to_bytes();
+                let headers = parts
+                    .headers
+                    .iter()
+                    .map(|(n, v)| {
+                        (
+                            n.as_str().to_string(),
+                            String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                        )
+                    })
+                    .collect();
+                anyhow::Ok(Response {
+                    status: parts.status.as_u16(),
+                    headers,
+                    body: body.to_vec(),
+                })
+            })
+            .await
+            .with_context(|| format!("{method} {target}: no answer within {timeout:?}"))?
+        })
     }
 }
