@@ -40,7 +40,7 @@ use wacht_standin::{Credential, Endpoint, Fault, StandIn, StandInConfig};
 
 use client::Response;
 use native::NativeHost;
-use workerd::{ModuleWorker, Service, Workerd};
+use workerd::{ColdStart, ModuleWorker, Service, Workerd};
 
 const TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -818,6 +818,76 @@ fn the_guest_cannot_be_redirected_off_the_allowlist() {
     c.finish(&w.logs());
 }
 
+#[test]
+fn an_upstream_body_over_the_cap_is_refused_not_buffered() {
+    let s = standin();
+    // Announces 100 MiB and closes after a few bytes: refused on the length, before any read.
+    let declared = RawServer::start(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 104857600\r\n\
+         connection: close\r\n\r\n[[[["
+            .to_string(),
+    );
+    // No length: 9 MiB in chunks, cut at the shim's cap while it is read.
+    let mib = "x".repeat(1 << 20);
+    let mut chunked = String::from(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\
+         connection: close\r\n\r\n",
+    );
+    for _ in 0..9 {
+        chunked.push_str(&format!("{:x}\r\n{mib}\r\n", mib.len()));
+    }
+    chunked.push_str("0\r\n\r\n");
+    let chunked = RawServer::start(chunked);
+    let w = Workerd::start(
+        "over-cap",
+        &[
+            Service::new(
+                "declared",
+                bindings(&s, &[("WACHT_BACKEND_API_URL", &declared.url())]),
+            ),
+            Service::new(
+                "chunked",
+                bindings(&s, &[("WACHT_BACKEND_API_URL", &chunked.url())]),
+            ),
+        ],
+    )
+    .unwrap();
+    let token = session_token(&s);
+    let mut c = Cases::new();
+    for (service, server) in [("declared", &declared), ("chunked", &chunked)] {
+        c.run(
+            &format!("{service}: 502 upstream_error, promptly, and the Worker serves on"),
+            || {
+                let started = Instant::now();
+                let r = get(
+                    w.addr(service),
+                    "/admin/users",
+                    &[("authorization", &format!("Bearer {token}"))],
+                )?;
+                ensure!(
+                    server.hits.load(Ordering::SeqCst) >= 1,
+                    "the backend was not called"
+                );
+                expect_error(&r, 502, "upstream_error")?;
+                ensure!(
+                    started.elapsed() < Duration::from_secs(5),
+                    "took {:?}",
+                    started.elapsed()
+                );
+                // The Worker answers the next request as usual.
+                let again = get(
+                    w.addr(service),
+                    "/admin/users",
+                    &[("accept", "application/json")],
+                )?;
+                expect_error(&again, 401, "missing_credentials")?;
+                Ok(())
+            },
+        );
+    }
+    c.finish(&w.logs());
+}
+
 /// The benchmarks run one at a time, whatever `--test-threads` says: two at once would share
 /// the cores and spoil each other's figures.
 static BENCH_LOCK: Mutex<()> = Mutex::new(());
@@ -1020,6 +1090,7 @@ fn bench_side_by_side() {
     );
 
     let mut rows: Vec<Row> = Vec::new();
+    let mut cold: Vec<(&'static str, ColdStart)> = Vec::new();
     let labels = ["TypeScript worker", "our Worker", "make serve (host)"];
     for label in labels {
         let started = match label {
@@ -1054,6 +1125,11 @@ fn bench_side_by_side() {
             }
             Err(e) => panic!("{label}: {e:#}"),
         };
+        if let Server::Workerd(w, _) = &server
+            && let Some(c) = w.cold_start
+        {
+            cold.push((label, c));
+        }
         // Two requests first: a stand-in session token must get 200 with the users page (or
         // the rows would be all errors), and the same claims signed by another key must not
         // (or the server would not be verifying anything).
@@ -1160,6 +1236,38 @@ fn bench_side_by_side() {
         "{}",
         side_by_side_table(&rows, &notes, secs, conns, bench_started.elapsed())
     );
+    println!("{}", cold_start_table(&cold));
+}
+
+/// Start-up of each workerd in the side-by-side run: spawn to listening (workerd itself, the
+/// Worker's compile and global scope), then its first request (for our Worker the instantiation of
+/// a component instance) beside an identical second one. The request is `GET /__ready` (no
+/// credential: no upstream call).
+fn cold_start_table(cold: &[(&'static str, ColdStart)]) -> String {
+    use std::fmt::Write as _;
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let mut out = String::from(
+        "== Cold start: workerd spawned, listening, first and second GET /__ready ==\n\
+         CPU = the whole workerd process, all threads (/proc/<pid>/task/*/schedstat)\n",
+    );
+    let _ = writeln!(
+        out,
+        "{:<18} {:>14} {:>12} {:>12} {:>12} {:>12} {:>12}",
+        "server", "listening ms", "CPU ms", "1st req ms", "1st CPU ms", "2nd req ms", "2nd CPU ms"
+    );
+    for (label, c) in cold {
+        let _ = writeln!(
+            out,
+            "{label:<18} {:>14.1} {:>12.1} {:>12.2} {:>12.2} {:>12.2} {:>12.2}",
+            ms(c.listening_after),
+            ms(c.listening_cpu),
+            ms(c.first_latency),
+            ms(c.first_cpu),
+            ms(c.second_latency),
+            ms(c.second_cpu),
+        );
+    }
+    out
 }
 
 /// `Bearer` values: one token, and `n` distinct ones (each its own `sid` and `iat`), all valid

@@ -18,6 +18,8 @@ import { fileURLToPath } from "node:url";
 // 37 KB gzip for this component, against 58 KB and 9.6 KB gzip here; the smaller glue also
 // costs less CPU per request (worker/README.md has the figures).
 import { transpile } from "@bytecodealliance/jco";
+import { checkImports } from "./src/glue-check.js";
+import { componentImports } from "./src/imports.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 // The host-verifier build: signatures are checked by WebCrypto (src/verifier.js), not in wasm.
@@ -46,18 +48,15 @@ const VERIFIER = "wacht:admin/verifier";
 const VERIFY_IMPORT_KEY = `${VERIFIER}#import-key`;
 const VERIFY_METHOD = `${VERIFIER}#[method]verifying-key.verify`;
 
-// The blocking WASI calls that suspend on a JS promise (JSPI), and the export that may suspend.
-// jco's CLI flags --async-wasi-imports/--async-wasi-exports stand for these lists; its library
-// API takes them spelled out.
+// The imports that may wait on a JS promise (JSPI), and the export that may suspend. jco's CLI
+// flags --async-wasi-imports/--async-wasi-exports stand for longer lists; its library API takes
+// them spelled out. Only these: jco makes an async import an async function, which suspends the
+// guest on every call even when the answer is there. The shim's streams read from and write to
+// memory (src/io.js), so reads, writes and flushes are plain synchronous imports; only waiting
+// for an upstream answer (poll, pollable.block) and WebCrypto suspend.
 const asyncImports = [
   "wasi:io/poll#poll",
   "wasi:io/poll#[method]pollable.block",
-  "wasi:io/streams#[method]input-stream.blocking-read",
-  "wasi:io/streams#[method]input-stream.blocking-skip",
-  "wasi:io/streams#[method]output-stream.blocking-flush",
-  "wasi:io/streams#[method]output-stream.blocking-write-and-flush",
-  "wasi:io/streams#[method]output-stream.blocking-write-zeroes-and-flush",
-  "wasi:io/streams#[method]output-stream.blocking-splice",
   // WebCrypto is async. jco ignores a misspelled name here without a word, and a Promise given
   // to a synchronous import reads as `true`: the glue check below is what keeps that out.
   VERIFY_IMPORT_KEY,
@@ -103,6 +102,26 @@ for (const [what, awaited] of [
     throw new Error(`jco glue does not await ${what}: check asyncImports in worker/build.mjs`);
   }
 }
+// The glue must await exactly what may return a Promise: poll and pollable.block (when waiting)
+// and the verifier. Anything else awaited would suspend for nothing; anything of these not awaited
+// would hand the guest a Promise.
+for (const [what, awaited] of [
+  ["wasi:io/poll#poll", /await poll\(/],
+  ["wasi:io/poll#[method]pollable.block", /await [\w$]+\.block\(/],
+]) {
+  if (!awaited.test(glue)) throw new Error(`jco glue does not await ${what}: check asyncImports`);
+}
+const awaitedCalls = [...glue.matchAll(/await ([\w$]+(?:\.[\w$]+)?)\(/g)].map((m) => m[1]);
+const unexpected = awaitedCalls.filter((c) => !/^(poll|[\w$]+\.block|importKey|[\w$]+\.verify|incomingHandler[\w$]*)$/.test(c));
+if (unexpected.length > 0) {
+  throw new Error(`jco glue awaits ${unexpected.join(", ")}: only poll, block and the verifier may suspend`);
+}
+// Every import the glue calls must exist in src/imports.js: the shim implements wasi:io and
+// wasi:http itself, and a method it lacks would only show as a trap at run time.
+const missing = checkImports(glue, componentImports({}));
+if (missing.length > 0) {
+  throw new Error(`the glue calls imports that src/imports.js lacks: ${missing.join(", ")}`);
+}
 // The glue must suspend through JSPI; without it the first outgoing request would hang.
 if (!glue.includes("WebAssembly.Suspending") || !glue.includes("WebAssembly.promising")) {
   throw new Error("jco glue does not use JSPI: check the async options in worker/build.mjs");
@@ -142,3 +161,4 @@ const sizes = await Promise.all(
   [`${name}.js`, ...cores].map(async (f) => `${f} ${(await stat(join(out, f))).size} B`),
 );
 console.log(`worker/gen: ${sizes.join(", ")} (${optimize ? `wasm-opt -O${level}` : "wasm-opt skipped"})`);
+

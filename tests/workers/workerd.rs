@@ -48,6 +48,21 @@ pub struct Workerd {
     child: Child,
     dir: PathBuf,
     addrs: Vec<(&'static str, SocketAddr)>,
+    /// How the first service came up (see [`ColdStart`]).
+    pub cold_start: Option<ColdStart>,
+}
+
+/// workerd's start-up, measured on its first service: the process's CPU (all threads, from
+/// /proc schedstat, nanosecond resolution) and wall time until its socket accepts, then the first
+/// HTTP request (the Worker's first: its instantiation included) and an identical second one.
+#[derive(Clone, Copy, Debug)]
+pub struct ColdStart {
+    pub listening_after: Duration,
+    pub listening_cpu: Duration,
+    pub first_latency: Duration,
+    pub first_cpu: Duration,
+    pub second_latency: Duration,
+    pub second_cpu: Duration,
 }
 
 /// One worker in a generated config: its modules (the first is the main one), compatibility
@@ -146,9 +161,47 @@ impl Workerd {
             }
         };
         // From here on the guard owns the process and the directory, on failure too.
-        let mut workerd = Workerd { child, dir, addrs };
+        let spawned = Instant::now();
+        let mut workerd = Workerd {
+            child,
+            dir,
+            addrs,
+            cold_start: None,
+        };
+        workerd.cold_start = workerd.measure_cold_start(spawned);
         workerd.wait_ready(Duration::from_secs(30))?;
         Ok(workerd)
+    }
+
+    /// The first service's [`ColdStart`], or `None` if it did not come up as expected (then
+    /// [`Workerd::wait_ready`] reports why).
+    fn measure_cold_start(&mut self, spawned: Instant) -> Option<ColdStart> {
+        let (_, addr) = *self.addrs.first()?;
+        let pid = self.child.id();
+        while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_err() {
+            if spawned.elapsed() > Duration::from_secs(30) || self.child.try_wait().ok()?.is_some()
+            {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let listening_after = spawned.elapsed();
+        let listening_cpu = proc_cpu_ns(pid)?;
+        let probe = || {
+            let (cpu0, t0) = (proc_cpu_ns(pid)?, Instant::now());
+            client::send(addr, "GET", "/__ready", &[], Duration::from_secs(10)).ok()?;
+            Some((t0.elapsed(), proc_cpu_ns(pid)?.saturating_sub(cpu0)))
+        };
+        let (first_latency, first_cpu) = probe()?;
+        let (second_latency, second_cpu) = probe()?;
+        Some(ColdStart {
+            listening_after,
+            listening_cpu,
+            first_latency,
+            first_cpu,
+            second_latency,
+            second_cpu,
+        })
     }
 
     fn wait_ready(&mut self, limit: Duration) -> anyhow::Result<()> {
@@ -226,6 +279,24 @@ pub fn proc_cpu_time(pid: u32) -> Option<Duration> {
         total += proc_cpu_time(child).unwrap_or_default();
     }
     Some(total)
+}
+
+/// CPU time of process `pid` so far, all threads, at nanosecond resolution (the first field of
+/// each /proc/<pid>/task/<tid>/schedstat; Linux only). Threads that have exited are not counted.
+pub fn proc_cpu_ns(pid: u32) -> Option<Duration> {
+    let mut total = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
+        let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+        total += stat
+            .split_whitespace()
+            .next()
+            .and_then(|ns| ns.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Some(Duration::from_nanos(total))
 }
 
 /// The live child processes of `pid` (every thread's `children` list).
@@ -370,11 +441,14 @@ pub fn dist_dir() -> anyhow::Result<PathBuf> {
     ensure!(has_wasm, "worker/dist has no .wasm module: {BUILD_HINT}");
     let target =
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    for input in [
-        target.join("wasm32-wasip2/release/wacht_admin.wasm"),
-        root.join("worker/src/index.js"),
-        root.join("worker/src/policy.js"),
-    ] {
+    // The component and every file of the shim (worker/src/*.js).
+    let mut inputs = vec![target.join("wasm32-wasip2/release/wacht_admin.wasm")];
+    for entry in std::fs::read_dir(root.join("worker/src"))?.flatten() {
+        if entry.file_name().to_string_lossy().ends_with(".js") {
+            inputs.push(entry.path());
+        }
+    }
+    for input in inputs {
         if mtime(&input).is_some_and(|m| m > built) {
             bail!(
                 "worker/dist is older than {}: {BUILD_HINT}",

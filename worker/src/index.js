@@ -1,8 +1,9 @@
 // The Cloudflare Worker in front of the wacht-admin component (a Module Worker).
 //
 // The component (its host-verifier build, target/host-verifier/…/wacht_admin.wasm) is transpiled by jco into
-// worker/gen/ (see build.mjs); this file supplies its WASI imports from the browser build of
-// @bytecodealliance/preview2-shim and adds what a Worker needs around it:
+// worker/gen/ (see build.mjs); imports.js supplies its WASI imports (our own io.js, http.js, cli.js
+// and stdio.js; only the insecure seed is preview2-shim's) and this file adds what a Worker needs
+// around it:
 //   - an instance pool: each instance serves one request at a time (JSPI-suspended instances
 //     must never be re-entered), and an instance is dropped after any error or trap;
 //   - only the WACHT_* string bindings reach the guest, as environment variables;
@@ -11,27 +12,9 @@
 //   - nothing the shim logs contains a header, a binding or a body.
 import { instantiate } from "../gen/wacht_admin.js";
 import { getCoreModule } from "../gen/core-modules.js";
-import { createCli } from "@bytecodealliance/preview2-shim/cli";
-import { monotonicClock, wallClock } from "@bytecodealliance/preview2-shim/clocks";
-import { handleIncomingRequest, outgoingHandler, types } from "@bytecodealliance/preview2-shim/http";
-import { error, outputStreamCreate, poll, streams } from "@bytecodealliance/preview2-shim/io";
-import { insecureSeed } from "@bytecodealliance/preview2-shim/random";
-import {
-  allowedOrigins,
-  hasJspi,
-  maxInstances,
-  poolSize,
-  requestOrigin,
-  staleAfterMs,
-  wachtVars,
-} from "./policy.js";
-import { guestOutput } from "./stdio.js";
-import { VerifyingKey, importKey } from "./verifier.js";
-
-// The shim fetches with preview2-shim's `globalThis.fetch(url, init)`. Redirects are not followed:
-// wasi:http hands 3xx answers to the guest, and following one could leave the allowlist.
-const realFetch = globalThis.fetch;
-globalThis.fetch = (input, init) => realFetch(input, { ...init, redirect: "manual" });
+import { serveRequest } from "./http.js";
+import { componentImports } from "./imports.js";
+import { hasJspi, maxInstances, poolSize, staleAfterMs, wachtVars } from "./policy.js";
 
 // Without JSPI no instance can run: say so once, at start-up, and answer every request with a
 // clear error instead of failing each instantiation.
@@ -44,6 +27,10 @@ if (!JSPI) {
 
 const idle = []; // instances ready to serve, each { handle }
 let idleKey = null; // the configuration the idle instances were made with
+// The bindings object of the last request and what the shim reads from it: workerd hands the
+// same object to every request of an isolate, so this is worked out once, not per request.
+let lastEnv = null;
+let settings = null;
 // Requests holding an instance. A Set of start times rather than a counter: a request the
 // runtime cancels (client gone) may never reach its `finally`, so old entries are pruned.
 const inFlight = new Set();
@@ -53,9 +40,19 @@ export default {
     if (!JSPI) {
       return failure("internal_error", "this Workers runtime cannot run the component (no WebAssembly JSPI)");
     }
-    const vars = wachtVars(env);
+    if (env !== lastEnv) {
+      const vars = wachtVars(env);
+      settings = {
+        vars,
+        key: JSON.stringify(vars),
+        stale: staleAfterMs(vars),
+        max: maxInstances(env),
+        pool: poolSize(env),
+      };
+      lastEnv = env;
+    }
+    const { vars, key } = settings;
     // Instances keep their parsed configuration: a changed binding set starts a fresh pool.
-    const key = JSON.stringify(vars);
     if (key !== idleKey) {
       idle.length = 0;
       idleKey = key;
@@ -63,9 +60,8 @@ export default {
     // Each request in flight holds an instance (about 1-2 MiB): when upstreams hang, requests
     // pile up, so past the cap they are shed (503) before the isolate runs out of memory.
     const now = Date.now();
-    const stale = staleAfterMs(vars);
-    for (const entry of inFlight) if (now - entry.started > stale) inFlight.delete(entry);
-    if (inFlight.size >= maxInstances(env)) {
+    for (const entry of inFlight) if (now - entry.started > settings.stale) inFlight.delete(entry);
+    if (inFlight.size >= settings.max) {
       return failure("overloaded", "too many requests in flight, retry shortly", 503, {
         "retry-after": "1",
       });
@@ -73,14 +69,14 @@ export default {
     const entry = { started: now };
     inFlight.add(entry);
     try {
-      return await serve(request, vars, key, env);
+      return await serve(request, vars, key, settings.pool);
     } finally {
       inFlight.delete(entry);
     }
   },
 };
 
-async function serve(request, vars, key, env) {
+async function serve(request, vars, key, pool) {
   let instance = idle.pop();
   if (!instance) {
     try {
@@ -93,53 +89,20 @@ async function serve(request, vars, key, env) {
   }
   let response;
   try {
-    // The guest never reads a request body (GET only): hand it none, so nothing is buffered.
-    const forGuest = request.body
-      ? new Request(request.url, { method: request.method, headers: request.headers })
-      : request;
-    response = await handleIncomingRequest(forGuest, instance.handle);
+    // The guest is handed no request body (GET only, see http.js): nothing is buffered.
+    response = await serveRequest(request, instance.handle);
   } catch (e) {
     // A trapped instance may be in any state: it is not returned to the pool.
     console.error(`wacht-admin worker: the component failed: ${describe(e)}`);
     return failure("internal_error", "the component failed while handling the request");
   }
   // Back to the pool only once the guest has returned (its response is complete by then).
-  if (key === idleKey && idle.length < poolSize(env)) idle.push(instance);
+  if (key === idleKey && idle.length < pool) idle.push(instance);
   return response;
 }
 
 async function createInstance(vars) {
-  // Each instance has its own environment and its own stdout/stderr line buffers.
-  const cli = createCli({ environment: vars });
-  const output = guestOutput(outputStreamCreate);
-  const allowed = allowedOrigins(vars);
-  const exports = await instantiate(getCoreModule, {
-    "wasi:cli/environment": cli.environment,
-    "wasi:cli/exit": cli.exit,
-    "wasi:cli/stderr": output.stderr,
-    "wasi:cli/stdin": cli.stdin,
-    "wasi:cli/stdout": output.stdout,
-    "wasi:cli/terminal-input": cli.terminalInput,
-    "wasi:cli/terminal-output": cli.terminalOutput,
-    "wasi:cli/terminal-stderr": cli.terminalStderr,
-    "wasi:cli/terminal-stdin": cli.terminalStdin,
-    "wasi:cli/terminal-stdout": cli.terminalStdout,
-    "wasi:clocks/monotonic-clock": monotonicClock,
-    "wasi:clocks/wall-clock": wallClock,
-    "wasi:http/outgoing-handler": {
-      handle(request, options) {
-        if (!allowed.has(requestOrigin(request))) throw { tag: "HTTP-request-denied" };
-        return outgoingHandler.handle(request, options);
-      },
-    },
-    "wasi:http/types": types,
-    "wasi:io/error": error,
-    "wasi:io/poll": poll,
-    "wasi:io/streams": streams,
-    "wasi:random/insecure-seed": insecureSeed,
-    // Session-token signatures: WebCrypto, natively (verifier.js).
-    "wacht:admin/verifier": { VerifyingKey, importKey },
-  });
+  const exports = await instantiate(getCoreModule, componentImports(vars));
   return { handle: exports.incomingHandler.handle };
 }
 

@@ -64,19 +64,37 @@ export function allowedOrigins(vars) {
   return origins;
 }
 
-// The origin of the URL preview2-shim will fetch: `${scheme}//${authority}${pathWithQuery}`,
-// parsed the way fetch parses it (a path not starting with "/" could move the host: refused).
-export function requestOrigin(request) {
+// Where an outgoing request goes: `{ origin, href }`, href being
+// `${scheme}//${authority}${pathWithQuery}` as fetch will parse it, or null. The path must start
+// with "/" (else it could move the host: `https://allowed@evil/`), so the host is settled before
+// the path begins and the origin depends on scheme and authority alone: it is parsed once per
+// scheme and authority (the guest calls two or three origins), not once per request.
+const origins = new Map();
+const MAX_CACHED_ORIGINS = 64;
+
+export function requestTarget(request) {
   const scheme = request.scheme();
   const protocol = scheme?.tag === "HTTP" ? "http:" : scheme?.tag === "HTTPS" ? "https:" : null;
   const authority = request.authority();
-  const path = request.pathWithQuery() ?? "";
-  if (!protocol || !authority || !path.startsWith("/")) return null;
-  try {
-    return new URL(`${protocol}//${authority}${path}`).origin;
-  } catch {
-    return null;
+  const path = request.pathWithQuery();
+  if (!protocol || !authority || typeof path !== "string" || !path.startsWith("/")) return null;
+  const base = `${protocol}//${authority}`;
+  let origin = origins.get(base);
+  if (origin === undefined) {
+    try {
+      origin = new URL(`${base}/`).origin;
+    } catch {
+      origin = null;
+    }
+    if (origins.size >= MAX_CACHED_ORIGINS) origins.clear();
+    origins.set(base, origin);
   }
+  return origin === null ? null : { origin, href: base + path };
+}
+
+// The origin of that URL: what the allowlist is checked against.
+export function requestOrigin(request) {
+  return requestTarget(request)?.origin ?? null;
 }
 
 // Whether this runtime can suspend Wasm on a Promise (JSPI): the component's blocking WASI calls

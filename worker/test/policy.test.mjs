@@ -7,12 +7,13 @@ import {
   maxInstances,
   poolSize,
   requestOrigin,
+  requestTarget,
   staleAfterMs,
   wachtVars,
 } from "../src/policy.js";
 
 const pk = (url, prefix = "pk_test_") => prefix + btoa(url);
-// A stand-in for preview2-shim's OutgoingRequest: only the getters requestOrigin reads.
+// A stand-in for an OutgoingRequest (src/http.js): only the getters requestTarget reads.
 const req = (tag, authority, path) => ({
   scheme: () => (tag ? { tag } : undefined),
   authority: () => authority,
@@ -111,4 +112,24 @@ test("JSPI is detected from WebAssembly.Suspending and WebAssembly.promising", (
   assert.equal(hasJspi({}), false);
   assert.equal(hasJspi(undefined), false);
   assert.equal(hasJspi({ Suspending: {}, promising: fn }), false);
+});
+
+test("the request target's origin is the origin of the URL fetch is given", () => {
+  const cases = [
+    ["HTTPS", "api.example.com", "/users?limit=20"],
+    ["HTTPS", "API.Example.com:443", "/users"],
+    ["HTTP", "127.0.0.1:8081", "//evil.example/x"],
+    ["HTTPS", "api.example.com", "/\\evil.example/"],
+    ["HTTPS", "api.example.com", "/@evil.example"],
+    ["HTTPS", "api.example.com?", "/x"],
+    ["HTTPS", "api.example.com#", "/x"],
+    ["HTTPS", "evil.example/", "/x"],
+    ["HTTPS", "[::1]:8443", "/x"],
+  ];
+  for (const [tag, authority, path] of cases) {
+    const target = requestTarget(req(tag, authority, path));
+    assert.ok(target, `${authority} ${path}`);
+    assert.equal(target.origin, new URL(target.href).origin, `${authority} ${path}`);
+  }
+  assert.equal(requestTarget(req("HTTPS", "a b", "/")), null);
 });

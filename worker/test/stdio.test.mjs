@@ -1,10 +1,13 @@
-// The shim's guest stdout/stderr (src/stdio.js) over the browser build of preview2-shim, the one
-// Workers runs (imported by path: under Node the package resolves to its Node.js build).
+// The shim's guest stdout/stderr (src/stdio.js) over its own output streams (src/io.js), and why
+// preview2-shim's createCli (its browser build, the one Workers would run; imported by path:
+// under Node the package resolves to its Node.js build) is not used.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { createCli } from "../node_modules/@bytecodealliance/preview2-shim/dist/browser/cli.js";
-import { outputStreamCreate } from "../node_modules/@bytecodealliance/preview2-shim/dist/browser/io.js";
+import { OutputStream } from "../src/io.js";
 import { guestOutput, lines } from "../src/stdio.js";
+
+const outputStreamCreate = (sink) => new OutputStream(sink);
 
 const bytes = (text) => new TextEncoder().encode(text);
 const dispose = Symbol.dispose || Symbol.for("dispose");
