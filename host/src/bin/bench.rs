@@ -309,7 +309,7 @@ async fn load_runs(
             let w = wrk(server.addr, "/admin/users", session, conns, wd)?;
             verified += w.requests;
             // The TypeScript worker is measured, not quoted: the side-by-side table at the end
-            // of `make bench` (tests/workers.rs, bench_side_by_side) runs it at 4 connections.
+            // of `make bench` (tests/all/workers.rs, bench_side_by_side) runs it at 4 connections.
             let note = if conns == 4 {
                 "  <- 4 conns: vs the guide's TS worker, see the side-by-side table"
             } else {

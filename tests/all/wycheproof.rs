@@ -10,8 +10,8 @@
 // - ECDSA P1363 files: `verify_raw`, the function the JWS layer uses, on raw r‖s signatures:
 //   every `invalid` rejected, every `valid` accepted.
 // - Each file runs once per native verifier: `Portable` (jwt-simple, what the portable component
-//   carries) and `Ring` (what the native host provides). `tests/http_verifiers.rs` runs the JWS
-//   vectors through both builds of the component in wasmtime, `tests/workers.rs` through
+//   carries) and `Ring` (what the native host provides). `tests/all/http_verifiers.rs` runs the JWS
+//   vectors through both builds of the component in wasmtime, `tests/all/workers.rs` through
 //   WebCrypto in workerd.
 //
 // Run with `--nocapture` to see the counts.
@@ -23,8 +23,7 @@
     clippy::indexing_slicing
 )]
 
-#[path = "vectors/mod.rs"]
-mod vectors;
+use crate::vectors;
 
 use std::collections::BTreeMap;
 use std::path::Path;

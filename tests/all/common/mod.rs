@@ -1,5 +1,5 @@
 //! Shared by the host tests: finds the built component (and refuses a stale one), compiles it
-//! once per test binary, points it at a stand-in Wacht, and checks the answers' shape.
+//! once for the test binary, points it at a stand-in Wacht, and checks the answers' shape.
 #![allow(
     dead_code,
     unused_imports,

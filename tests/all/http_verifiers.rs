@@ -9,9 +9,8 @@
     clippy::indexing_slicing
 )]
 
-mod common;
-#[path = "vectors/mod.rs"]
-mod vectors;
+use crate::common;
+use crate::vectors;
 
 use anyhow::{Context as _, ensure};
 use common::{Build, bearer, component_of, env_for, json_error, request, standin, with};

@@ -12,19 +12,12 @@
     clippy::indexing_slicing
 )]
 
-#[path = "workers/client.rs"]
 mod client;
-#[path = "workers/cors.rs"]
 mod cors;
-#[path = "workers/native.rs"]
 mod native;
-#[path = "workers/tsworker.rs"]
 mod tsworker;
-#[path = "vectors/mod.rs"]
-mod vectors;
-#[path = "workers/verifier.rs"]
+use crate::vectors;
 mod verifier;
-#[path = "workers/workerd.rs"]
 mod workerd;
 
 use std::io::{Read as _, Write as _};
@@ -906,7 +899,7 @@ fn env_num(name: &str, default: u64) -> u64 {
 /// Requests/s and workerd CPU per request, one instance per request (`WACHT_POOL_SIZE=0`) vs the
 /// pool, keep-alive connections like wrk, against the loopback stand-in. Not part of `make test`:
 ///
-///   make worker-build && cargo test --test workers bench -- --ignored --nocapture
+///   make worker-build && cargo test --test all workers::bench -- --ignored --nocapture
 ///
 /// WACHT_BENCH_SECS (default 5) and WACHT_BENCH_CONNECTIONS (default 4) tune it.
 #[test]
@@ -1043,7 +1036,7 @@ struct Row {
 /// (ES256, signed by the stand-in's key, minted before any timed run). Not part of `make test`:
 ///
 ///   make build worker-build && cargo build --profile host -p wacht-admin-host --bins &&
-///   cargo test --test workers bench_side_by_side -- --ignored --nocapture
+///   cargo test --test all workers::bench_side_by_side -- --ignored --nocapture
 ///
 /// WACHT_BENCH_SECS (default 5) and WACHT_BENCH_CONNECTIONS (default 4) tune it. Without the
 /// TypeScript worker's seed (`../shared/seed/ts-worker`) it says so and prints our rows alone.

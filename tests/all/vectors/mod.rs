@@ -2,8 +2,8 @@
 //! `$WYCHEPROOF_DIR`, else `../shared/testdata/wycheproof/` beside the checkout. Where neither
 //! exists the tests say "SKIPPED" on stderr and pass, except under `CI`, where it fails.
 //!
-//! Shared by `tests/wycheproof.rs` (the policy layer natively), `tests/http_verifiers.rs` (both
-//! builds in wasmtime) and `tests/workers.rs` (WebCrypto in workerd).
+//! Shared by `tests/all/wycheproof.rs` (the policy layer natively), `tests/all/http_verifiers.rs` (both
+//! builds in wasmtime) and `tests/all/workers.rs` (WebCrypto in workerd).
 #![allow(dead_code, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
@@ -78,7 +78,7 @@ pub struct Case {
 
 /// Every compact JWS vector of both files whose group key set is usable: the cases a whole
 /// component can be asked about over HTTP. (Unusable sets are a configuration error there;
-/// `tests/wycheproof.rs` covers them. JSON-serialised JWS are no bearer tokens.)
+/// `tests/all/wycheproof.rs` covers them. JSON-serialised JWS are no bearer tokens.)
 pub fn http_cases(dir: &Path) -> Vec<Case> {
     let mut cases = Vec::new();
     for file in [JWS_FILE, JWK_FILE] {

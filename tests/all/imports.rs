@@ -4,7 +4,7 @@
 //! interface more, `wacht:admin/verifier`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use anyhow::ensure;
 use common::Build;
