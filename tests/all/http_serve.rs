@@ -113,40 +113,23 @@ impl Reply {
     }
 }
 
-/// One HTTP/1.1 exchange on a fresh connection (`connection: close`), with a plain socket.
-fn exchange(addr: SocketAddr, raw_head: &str, body: &[u8]) -> anyhow::Result<Reply> {
-    let mut stream = TcpStream::connect(addr)?;
-    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
-    stream.write_all(raw_head.as_bytes())?;
-    stream.write_all(body)?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").context("no end of headers")?;
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .context("no status line")?;
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
+/// One request on a fresh connection, through the tests' hyper client.
+fn send(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> anyhow::Result<Reply> {
+    let r = crate::client::send_body(addr, "GET", path, headers, body, Duration::from_secs(20))?;
     Ok(Reply {
-        status,
-        headers,
-        body: body.to_string(),
+        status: r.status,
+        body: r.text(),
+        headers: r.headers,
     })
 }
 
 fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> anyhow::Result<Reply> {
-    let mut head = format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n");
-    for (n, v) in headers {
-        head.push_str(&format!("{n}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    exchange(addr, &head, b"")
+    send(addr, path, headers, b"")
 }
 
 /// `curl -s URL -H 'Name: value'` → (URL, (name, value)).
@@ -402,11 +385,7 @@ fn oversized_requests_are_refused_before_the_guest() -> anyhow::Result<()> {
     let server = rt.block_on(Server::start(settings))?;
     let addr = server.addr();
     let body = vec![b'x'; max_body + 1];
-    let head = format!(
-        "GET /admin/users HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
-        body.len()
-    );
-    exchange(addr, &head, &body)?.expect_error(413, "request_too_large")?;
+    send(addr, "/admin/users", &[], &body)?.expect_error(413, "request_too_large")?;
     let big = "a".repeat(max_header + 1);
     let reply = get(addr, "/admin/users", &[("x-padding", &big)])?;
     ensure!(reply.status == 431, "{}", reply.status);

@@ -13,6 +13,7 @@
     clippy::indexing_slicing
 )]
 
+mod client;
 mod common;
 mod vectors;
 

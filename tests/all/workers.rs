@@ -12,7 +12,7 @@
     clippy::indexing_slicing
 )]
 
-mod client;
+use crate::client;
 mod cors;
 mod native;
 mod tsworker;
