@@ -24,6 +24,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt as _, Empty, Full};
 use hyper_util::rt::TokioIo;
 use serde_json::json;
+use wacht_admin::request::USERS_PATH;
 use wacht_admin_host::outbound::KeepAlive;
 use wacht_admin_host::{Component, EngineOptions, InstancePool, JwksCache, Outbound, PoolOptions};
 use wacht_standin::tokens::{TestKey, b64url, session_claims};
@@ -289,9 +290,9 @@ async fn load_runs(
     let users_before = standin.count(Endpoint::Users);
     // Verified requests so far: the start-up probe.
     let mut verified = 1;
-    let h1 = load(server.addr, "/admin/users", session, 1, d, true).await?;
+    let h1 = load(server.addr, USERS_PATH, session, 1, d, true).await?;
     h1.print("wacht-admin-host, 1 conn");
-    let h16 = load(server.addr, "/admin/users", session, 16, d, true).await?;
+    let h16 = load(server.addr, USERS_PATH, session, 16, d, true).await?;
     h16.print("wacht-admin-host, 16 conns");
     println!(
         "  proxy overhead at 1 conn, p50: {} over the keep-alive upstream (the host keeps its \
@@ -306,7 +307,7 @@ async fn load_runs(
         println!("\n## wrk (2 threads), {} s per run", d.as_secs().max(10));
         let wd = d.max(Duration::from_secs(10));
         for conns in [1usize, 4, 16] {
-            let w = wrk(server.addr, "/admin/users", session, conns, wd)?;
+            let w = wrk(server.addr, USERS_PATH, session, conns, wd)?;
             verified += w.requests;
             // The TypeScript worker is measured, not quoted: the side-by-side table at the end
             // of `make bench` (tests/all/workers.rs, bench_side_by_side) runs it at 4 connections.
@@ -385,7 +386,7 @@ async fn start_host(
         .with_context(|| format!("starting {}", args.host_bin.display()))?;
     let mut server = Server { addr, child };
     loop {
-        if let Ok(status) = one_request(addr, "/admin/users", headers).await {
+        if let Ok(status) = one_request(addr, USERS_PATH, headers).await {
             if status == 200 {
                 return Ok((started.elapsed(), server));
             }
