@@ -1,16 +1,8 @@
 //! Routing and configuration: 404/405 for what is not `GET /admin/users`, 500 for a broken
 //! configuration (naming the variable, never its value), and one access-log line per request.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
-use crate::common;
-
+use crate::common::*;
 use anyhow::ensure;
-use common::*;
 
 #[tokio::test]
 async fn other_paths_are_404() -> anyhow::Result<()> {

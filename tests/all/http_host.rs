@@ -1,20 +1,12 @@
 //! The host embedding with the real component: the outbound hook (what a server uses for an
 //! allowlist or a JWKS cache), the pooling allocator, and the host-side deadline.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
-use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::common::*;
 use anyhow::ensure;
-use common::*;
 use wacht_admin_host::{
     Component, EngineOptions, Outbound, OutboundFuture, RequestOptions, WasiBody, send_direct,
 };

@@ -1,19 +1,11 @@
 //! Load: 2,000 session-authenticated requests, 16 in flight, each in a fresh instance making two
 //! loopback calls (JWKS, users). Every one must succeed: a flaky outgoing-HTTP path shows here.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
-use crate::common;
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::common::*;
 use anyhow::ensure;
-use common::*;
 use tokio::sync::Semaphore;
 
 const REQUESTS: usize = 2_000;

@@ -1,16 +1,8 @@
 //! Machine credentials (contract §4): API keys and OAuth access tokens are checked through the
 //! gateway's `POST /v1/authz/check`; any failure there is a deny, never an allow.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
-use crate::common;
-
+use crate::common::*;
 use anyhow::{Context as _, ensure};
-use common::*;
 use serde_json::{Value, json};
 use wacht_standin::{StandIn, random_secret};
 

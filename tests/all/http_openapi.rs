@@ -2,17 +2,9 @@
 //! the component answers with, its body against the documented schema (JSON Schema 2020-12) and
 //! its documented headers against theirs. A change to the code that the document does not follow,
 //! or the other way round, fails here.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
-use crate::common;
-
+use crate::common::*;
 use anyhow::{Context as _, anyhow, ensure};
-use common::*;
 use serde_json::{Value, json};
 use wacht_standin::{Credential, Endpoint, Fault};
 

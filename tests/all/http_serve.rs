@@ -2,22 +2,14 @@
 //! prints, the JWKS stays out of the per-request path, a guest trap or timeout becomes a JSON
 //! 502/504 and the server keeps serving, request limits, a graceful shutdown, JSON logs, and
 //! `--admin-listen`'s health, readiness and Prometheus endpoints.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
-use crate::common;
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use anyhow::{Context as _, ensure};
-use common::*;
 use serde_json::Value;
 use wacht_admin_host::settings::LogSink;
 use wacht_admin_host::{Server, Settings};

@@ -1,16 +1,8 @@
 //! Session tokens (contract §2, §3): the component fetches the JWKS from the frontend API that
 //! the publishable key names (the stand-in), verifies the JWT, applies `protect`, then lists users.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
-use crate::common;
-
+use crate::common::*;
 use anyhow::ensure;
-use common::*;
 use serde_json::{Value, json};
 use wacht_standin::tokens::{TestKey, b64url, signing_input};
 

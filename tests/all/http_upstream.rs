@@ -1,18 +1,10 @@
 //! Backend API failures (contract §5): each maps to its own gateway-class status, with the
 //! contract's JSON error, and nothing of the upstream's body or our key leaks.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
-use crate::common;
 
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use anyhow::ensure;
-use common::*;
 
 #[tokio::test]
 async fn backend_errors_map_to_502_upstream_error() -> anyhow::Result<()> {

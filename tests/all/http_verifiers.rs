@@ -2,13 +2,6 @@
 //! (jwt-simple inside the component) and the host-verifier one (ring in this host, through
 //! `wacht:admin/verifier`). The same tokens and the Wycheproof JWS/JWK vectors must get the same
 //! verdicts from both, and the verdicts the native policy layer gives.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
 use crate::common;
 use crate::vectors;
 

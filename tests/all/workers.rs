@@ -5,13 +5,6 @@
 //!
 //! Needs `make worker-build` first (`make test-worker` does both); a missing or stale
 //! worker/dist/ fails the test with that hint, it is never skipped.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
 use crate::client;
 mod cors;
 mod native;

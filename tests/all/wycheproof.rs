@@ -16,13 +16,6 @@
 //
 // Run with `--nocapture` to see the counts.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
 use crate::vectors;
 
 use std::collections::BTreeMap;
