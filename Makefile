@@ -53,7 +53,7 @@ bench: build
 	@command -v wrk >/dev/null || { $$([ "$$(id -u)" = 0 ] || echo sudo) apt-get update -qq && \
 		$$([ "$$(id -u)" = 0 ] || echo sudo) apt-get install -y -qq wrk; } || \
 		echo "bench: wrk could not be installed; the Rust load generator runs alone"
-	$(CARGO) build --profile host -p wacht-admin-host --features demo --bins
+	$(CARGO) build --profile host -p wacht-admin-host -p wacht-admin-bench --features wacht-admin-host/demo
 	target/host/wacht-admin-bench --wasm $(WASM_HOST_VERIFIER) --cache-dir target/wasmtime-cache
 	@echo; echo "== The Worker in workerd: pool vs one instance per request =="
 	$(MAKE) --no-print-directory worker-build | tail -n 1

@@ -1028,7 +1028,7 @@ struct Row {
 /// loopback stand-in Wacht, with one session token repeated and with 20,000 distinct ones
 /// (ES256, signed by the stand-in's key, minted before any timed run). Not part of `make test`:
 ///
-///   make build worker-build && cargo build --profile host -p wacht-admin-host --bins &&
+///   make build worker-build && cargo build --profile host -p wacht-admin-host &&
 ///   cargo test --test all workers::bench_side_by_side -- --ignored --nocapture
 ///
 /// WACHT_BENCH_SECS (default 5) and WACHT_BENCH_CONNECTIONS (default 4) tune it. Without the

@@ -1,5 +1,5 @@
 //! `make serve` for the benchmark: the native host binary (`target/host/wacht-admin-host`, built
-//! with `cargo build --profile host -p wacht-admin-host --bins`) serving the host-verifier
+//! with `cargo build --profile host -p wacht-admin-host`) serving the host-verifier
 //! component (`target/host-verifier/wasm32-wasip2/release/wacht_admin.wasm`, from `make build`)
 //! on a 127.0.0.1 port, with the compiled-code cache `make serve` uses. The process is ours and
 //! is killed by its PID when the guard drops, on failure too.
