@@ -14,8 +14,7 @@ use anyhow::{Context as _, bail, ensure};
 use super::client;
 use super::workerd::{proc_cpu_time, proc_rss_kib, repo_root};
 
-const BUILD_HINT: &str = "run `make build` and `cargo build --profile host -p wacht-admin-host \
-                          --bins` first (`make bench` does both)";
+const BUILD_HINT: &str = "run `make build` and `cargo build --profile host -p wacht-admin-host` first (`make bench` does both)";
 
 pub struct NativeHost {
     child: Child,
