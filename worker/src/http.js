@@ -102,11 +102,29 @@ class Fields {
   }
 }
 
+// forEach rather than iterating the Headers: it builds no [name, value] array per header.
 function lockedFields(headers) {
   const fields = new Fields();
-  for (const [name, value] of headers) fields.list.push([name, encoder.encode(value)]);
+  const list = fields.list;
+  headers.forEach((value, name) => {
+    list.push([name, encoder.encode(value)]);
+  });
   fields.immutable = true;
   return fields;
+}
+
+// The guest's fields as a fetch/Response `headers` init: a plain object when no name repeats,
+// as workerd converts a record much faster than a sequence of pairs; pairs otherwise, so that
+// every value of a repeated name is kept.
+function headersInit(fields) {
+  const record = {};
+  for (const [name, value] of fields.list) {
+    const key = name.toLowerCase();
+    // __proto__ is a valid header name, but a record's converter may read it as the prototype.
+    if (key === "__proto__" || Object.hasOwn(record, key)) return headerPairs(fields);
+    record[key] = decoder.decode(value);
+  }
+  return record;
 }
 
 function headerPairs(fields) {
@@ -548,7 +566,7 @@ export function outgoingHandler(allowed) {
       const target = requestTarget(request);
       if (target === null || !allowed.has(target.origin)) throw { tag: "HTTP-request-denied" };
       const method = request.verb.tag === "other" ? request.verb.val : request.verb.tag.toUpperCase();
-      const init = { method, headers: headerPairs(request.fields), redirect: "manual" };
+      const init = { method, headers: headersInit(request.fields), redirect: "manual" };
       const future = new FutureIncomingResponse(timeoutMs(options));
       const body = request.body_;
       // fetch refuses a body on GET and HEAD: none is sent, as on other hosts.
@@ -590,6 +608,6 @@ export async function serveRequest(request, handle) {
   const bytes = body === null ? EMPTY : body.sink.bytes();
   return new Response(bytes.byteLength > 0 ? bytes : null, {
     status: response.code,
-    headers: headerPairs(response.fields),
+    headers: headersInit(response.fields),
   });
 }

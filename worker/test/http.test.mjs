@@ -13,7 +13,7 @@ const bytes = (text) => new TextEncoder().encode(text);
 const text = (b) => new TextDecoder().decode(b);
 const MiB = 1024 * 1024;
 
-// Every request the server saw: { path, method, body, closedEarly }.
+// Every request the server saw: { path, method, headers, body, closedEarly }.
 const seen = [];
 let server;
 let origin;
@@ -22,7 +22,7 @@ let outsiderHits = 0;
 
 before(async () => {
   server = createServer((req, res) => {
-    const entry = { path: req.url, method: req.method, body: "", closedEarly: false };
+    const entry = { path: req.url, method: req.method, headers: req.rawHeaders, body: "", closedEarly: false };
     seen.push(entry);
     req.on("data", (c) => (entry.body += c));
     res.on("close", () => (entry.closedEarly = !res.writableFinished));
@@ -286,6 +286,43 @@ test("serveRequest hands the guest method, path and headers, and returns its ans
   assert.equal(response.status, 418);
   assert.equal(response.headers.get("content-type"), "application/json");
   assert.equal(await response.text(), '{"ok":true}');
+});
+
+test("repeated header names keep every value; a header named __proto__ stays a header", async () => {
+  // Outgoing: the fetch init.
+  const { request } = outgoing(`${origin}/users`);
+  request.headers().immutable = false;
+  request.headers().append("x-multi", bytes("a"));
+  request.headers().append("X-Multi", bytes("b"));
+  const before = seen.length;
+  const future = handler().handle(request, undefined);
+  await wait(future);
+  assert.equal(future.get().val.tag, "ok");
+  const raw = seen[before].headers;
+  const sent = (name) => raw.flatMap((v, i) => (i % 2 === 0 && v.toLowerCase() === name ? [raw[i + 1]] : []));
+  // fetch may fold repeated values into one line; neither value may be lost.
+  assert.equal(sent("x-multi").join(", "), "a, b");
+  assert.deepEqual(sent("accept"), ["application/json"]);
+  // The Response built from the guest's answer, with and without a repeated name. (__proto__ is
+  // checked here only: Node's fetch itself leaves such a header off the wire.)
+  for (const repeat of [false, true]) {
+    const response = await serveRequest(
+      new Request("https://w.example/"),
+      guest((_, out) => {
+        const headers = new types.Fields();
+        headers.append("Content-Type", bytes("application/json"));
+        headers.append("__proto__", bytes("p"));
+        headers.append("vary", bytes("authorization"));
+        if (repeat) headers.append("Vary", bytes("origin"));
+        const r = new types.OutgoingResponse(headers);
+        types.ResponseOutparam.set(out, { tag: "ok", val: r });
+      }),
+    );
+    assert.equal(response.status, 200);
+    assert.equal(response.headers.get("content-type"), "application/json");
+    assert.equal(response.headers.get("__proto__"), "p");
+    assert.equal(response.headers.get("vary"), repeat ? "authorization, origin" : "authorization");
+  }
 });
 
 test("serveRequest fails (the shim answers 502) when the guest sets no response or leaves its body unfinished", async () => {
