@@ -46,7 +46,6 @@ pub fn interpret(status: u16, body: &[u8]) -> Result<(), BackendError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

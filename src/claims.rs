@@ -204,12 +204,6 @@ fn string_list(list: &Value, name: &'static str) -> Result<Vec<String>, ClaimsEr
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 mod tests {
     use super::*;
     use serde_json::json;

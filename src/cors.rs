@@ -145,12 +145,6 @@ pub fn decorate(decision: &Decision, reply: &mut Reply) {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 mod tests {
     use super::*;
 

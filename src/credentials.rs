@@ -83,7 +83,6 @@ fn machine_credential(value: &str) -> Result<&str, CredentialError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -137,7 +137,6 @@ pub fn interpret(status: u16, body: &[u8]) -> Result<Allowed, GatewayError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use serde_json::json;

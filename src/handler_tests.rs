@@ -1,10 +1,4 @@
 //! Unit tests of the request flow over a scripted `Upstream`.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use super::*;
 use crate::config::{ClientIpHeader, LogFormat};

@@ -285,12 +285,6 @@ pub(crate) fn json_object(json: &[u8]) -> Result<Map<String, Value>, serde_json:
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 mod tests {
     use super::*;
     use crate::signature::Portable;

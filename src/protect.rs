@@ -47,7 +47,6 @@ pub fn protect(claims: &Claims, req: &Requirements<'_>) -> Result<(), Denied> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -98,7 +98,6 @@ pub fn digest(token: &str) -> [u8; 32] {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use crate::claims::Validity;

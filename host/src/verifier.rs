@@ -131,7 +131,6 @@ impl wit::HostVerifyingKey for VerifierView<'_> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
