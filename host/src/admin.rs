@@ -20,6 +20,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
 use crate::metrics::{CONTENT_TYPE, Metrics};
+use crate::server::json_error;
 use crate::verifier::Ring;
 use crate::{JwksCache, Outbound, WasiBody};
 
@@ -81,10 +82,10 @@ impl Admin {
 
     async fn respond(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
         if req.method() != Method::GET && req.method() != Method::HEAD {
-            return reply(
+            return json_error(
                 StatusCode::METHOD_NOT_ALLOWED,
-                "application/json",
-                json("method_not_allowed", "Only GET is served here."),
+                "method_not_allowed",
+                "Only GET is served here.",
             );
         }
         match req.uri().path() {
@@ -99,17 +100,13 @@ impl Admin {
                     "application/json",
                     r#"{"status":"ready"}"#.into(),
                 ),
-                Err(reason) => reply(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "application/json",
-                    json("not_ready", &reason),
-                ),
+                Err(reason) => json_error(StatusCode::SERVICE_UNAVAILABLE, "not_ready", &reason),
             },
             "/metrics" => reply(StatusCode::OK, CONTENT_TYPE, self.metrics.encode()),
-            _ => reply(
+            _ => json_error(
                 StatusCode::NOT_FOUND,
-                "application/json",
-                json("not_found", "Try /healthz, /readyz or /metrics."),
+                "not_found",
+                "Try /healthz, /readyz or /metrics.",
             ),
         }
     }
@@ -149,10 +146,6 @@ impl Admin {
             .await?;
         Ok(response.status())
     }
-}
-
-fn json(code: &str, message: &str) -> String {
-    serde_json::json!({ "error": code, "message": message }).to_string()
 }
 
 fn reply(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {

@@ -17,22 +17,34 @@ use crate::settings::{LogFormat, LogSink};
 const ACCESS: &str = "access";
 
 /// What the access event records about one request. No query string, header or body.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Access<'a> {
     pub id: u64,
-    pub peer: Option<SocketAddr>,
+    pub peer: SocketAddr,
     pub method: &'a str,
     pub path: &'a str,
     pub status: u16,
     pub bytes: u64,
     pub ms: f64,
-    /// The component's credential kind, from its own log line.
-    pub credential: Option<&'a str>,
-    pub token_cache: Option<&'a str>,
+    /// What the component's own log line said.
+    pub component: ComponentLine,
     pub instance: Option<u64>,
     pub uses: Option<u64>,
     /// The host's error code when the host, not the component, answered.
     pub error: Option<&'a str>,
+}
+
+/// An optional field as its value or `-`, formatted where the line is written (no String per
+/// field per request).
+struct Dash<T>(Option<T>);
+
+impl<T: std::fmt::Display> std::fmt::Display for Dash<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(v) => v.fmt(f),
+            None => f.write_str("-"),
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -74,23 +86,21 @@ impl Logger {
         if self.access_off {
             return;
         }
-        let dash = |v: Option<&str>| v.unwrap_or("-").to_string();
-        let number = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |n| n.to_string());
         tracing::dispatcher::with_default(&self.dispatch, || {
             tracing::info!(
                 target: ACCESS,
                 req = a.id,
-                peer = %a.peer.map_or_else(|| "-".to_string(), |p| p.to_string()),
+                peer = %a.peer,
                 method = %a.method,
                 path = %a.path,
                 status = a.status,
                 bytes = a.bytes,
                 ms = (a.ms * 100.0).round() / 100.0,
-                credential = %dash(a.credential),
-                token_cache = %dash(a.token_cache),
-                instance = %number(a.instance),
-                uses = %number(a.uses),
-                error = %dash(a.error),
+                credential = %Dash(a.component.credential),
+                token_cache = %Dash(a.component.token_cache),
+                instance = %Dash(a.instance),
+                uses = %Dash(a.uses),
+                error = %Dash(a.error),
             );
         });
     }
@@ -172,28 +182,32 @@ impl std::io::Write for SinkWriter<'_> {
     }
 }
 
-/// What the component's own access line says (its text or JSON format).
-#[derive(Debug, Default, PartialEq, Eq)]
+/// What the component's own access line says (its text or JSON format), as the fixed words
+/// the component uses: label values for the metrics, with nothing allocated per request.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ComponentLine {
-    pub credential: Option<String>,
-    pub token_cache: Option<String>,
+    pub credential: Option<&'static str>,
+    pub token_cache: Option<&'static str>,
 }
 
 impl ComponentLine {
-    /// The component's access line among what it wrote for one request, if any.
-    pub(crate) fn find(stderr: &str) -> Option<ComponentLine> {
-        stderr.lines().rev().find_map(ComponentLine::parse)
+    /// The component's access line among what it wrote for one request (default: none found).
+    pub(crate) fn find(stderr: &str) -> ComponentLine {
+        stderr
+            .lines()
+            .rev()
+            .find_map(ComponentLine::parse)
+            .unwrap_or_default()
     }
 
     fn parse(line: &str) -> Option<ComponentLine> {
         let line = line.trim();
-        let known = |v: &str| (v != "-" && !v.is_empty()).then(|| v.to_string());
         if let Some(fields) = line.strip_prefix("wacht-admin ") {
             let mut parsed = ComponentLine::default();
             for (key, value) in fields.split_whitespace().filter_map(|f| f.split_once('=')) {
                 match key {
-                    "credential" => parsed.credential = known(value),
-                    "token_cache" => parsed.token_cache = known(value),
+                    "credential" => parsed.credential = word(value, CREDENTIALS),
+                    "token_cache" => parsed.token_cache = word(value, CACHE_RESULTS),
                     _ => {}
                 }
             }
@@ -204,13 +218,30 @@ impl ComponentLine {
             if v.get("msg")?.as_str()? != "wacht-admin" {
                 return None;
             }
-            let field = |name: &str| v.get(name).and_then(|f| f.as_str()).and_then(known);
+            let field = |name: &str, words| v.get(name)?.as_str().and_then(|f| word(f, words));
             return Some(ComponentLine {
-                credential: field("credential"),
-                token_cache: field("token_cache"),
+                credential: field("credential", CREDENTIALS),
+                token_cache: field("token_cache", CACHE_RESULTS),
             });
         }
         None
+    }
+}
+
+const CREDENTIALS: &[&str] = &["session", "api_key", "oauth_access_token"];
+const CACHE_RESULTS: &[&str] = &["hit", "miss"];
+
+/// `value` as one of `words`; `-` (none) is `None`, anything else `other`.
+fn word(value: &str, words: &[&'static str]) -> Option<&'static str> {
+    match value {
+        "-" | "" => None,
+        _ => Some(
+            words
+                .iter()
+                .copied()
+                .find(|w| *w == value)
+                .unwrap_or("other"),
+        ),
     }
 }
 
@@ -225,15 +256,23 @@ mod tests {
         let json = r#"{"msg":"wacht-admin","method":"GET","status":401,"credential":null,"token_cache":null}"#;
         assert_eq!(
             ComponentLine::find(&format!("something else\n{text}\n")),
-            Some(ComponentLine {
-                credential: Some("session".into()),
-                token_cache: Some("hit".into()),
-            })
+            ComponentLine {
+                credential: Some("session"),
+                token_cache: Some("hit"),
+            }
         );
-        assert_eq!(ComponentLine::find(json), Some(ComponentLine::default()));
+        let api_key = r#"{"msg":"wacht-admin","credential":"api_key","token_cache":"sideways"}"#;
+        assert_eq!(
+            ComponentLine::find(api_key),
+            ComponentLine {
+                credential: Some("api_key"),
+                token_cache: Some("other"),
+            }
+        );
+        assert_eq!(ComponentLine::find(json), ComponentLine::default());
         assert_eq!(
             ComponentLine::find("config error: WACHT_X\n{\"msg\":\"other\"}"),
-            None
+            ComponentLine::default()
         );
     }
 
@@ -244,11 +283,19 @@ mod tests {
         let log = Logger::new(LogFormat::Json, access, guest);
         log.access(&Access {
             id: 7,
+            peer: SocketAddr::from(([127, 0, 0, 1], 9)),
             method: "GET",
             path: "/admin/users",
             status: 200,
-            credential: Some("session"),
-            ..Access::default()
+            bytes: 2,
+            ms: 0.5,
+            component: ComponentLine {
+                credential: Some("session"),
+                token_cache: None,
+            },
+            instance: None,
+            uses: None,
+            error: None,
         });
         log.guest(7, "hello \"guest\"");
         let access = access_lines
@@ -265,6 +312,8 @@ mod tests {
         assert_eq!(a["req"], 7);
         assert_eq!(a["status"], 200);
         assert_eq!(a["credential"], "session");
+        assert_eq!(a["token_cache"], "-");
+        assert_eq!(a["peer"], "127.0.0.1:9");
         assert_eq!(a["target"], "access");
         let g: serde_json::Value = serde_json::from_str(&guest[0]).unwrap_or_default();
         assert_eq!(g["message"], "hello \"guest\"");

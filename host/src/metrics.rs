@@ -1,7 +1,7 @@
 //! `--admin-listen`'s `/metrics`: prometheus-client counters the server moves as it serves, and
 //! the pool's and JWKS cache's own counts read at scrape time.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::collector::Collector;
@@ -13,6 +13,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::log::ComponentLine;
 use crate::{InstancePool, JwksCache, Outbound, OutboundFuture, RequestOptions, WasiBody};
 
 /// The `Content-Type` of [`Metrics::encode`]'s output.
@@ -22,7 +23,7 @@ pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CON
 struct RequestLabels {
     status: u16,
     /// The component's word (`session`, `api_key`, `oauth_access_token`), or `none`.
-    credential: String,
+    credential: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -35,7 +36,7 @@ struct UpstreamLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CacheLabels {
-    result: String,
+    result: &'static str,
 }
 
 pub struct Metrics {
@@ -53,7 +54,8 @@ impl std::fmt::Debug for Metrics {
 }
 
 impl Metrics {
-    pub fn new(pool: InstancePool, jwks: Arc<JwksCache>) -> Metrics {
+    /// The counters the server moves; [`Metrics::watch`] adds what the pool and cache count.
+    pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("wacht_admin");
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
@@ -80,7 +82,6 @@ impl Metrics {
             "Session tokens looked up in the component's verified-token cache, by result",
             token_cache.clone(),
         );
-        registry.register_collector(Box::new(Live { pool, jwks }));
         Metrics {
             registry,
             requests,
@@ -90,25 +91,31 @@ impl Metrics {
         }
     }
 
-    pub(crate) fn request(
-        &self,
-        status: u16,
-        credential: Option<&str>,
-        token_cache: Option<&str>,
-        elapsed: Duration,
-    ) {
+    /// Reads the pool's busy/idle instances and the JWKS cache's fetches at every scrape.
+    pub fn watch(&mut self, pool: InstancePool, jwks: Arc<JwksCache>) {
+        self.registry
+            .register_collector(Box::new(Live { pool, jwks }));
+    }
+
+    /// What counts the guest's outgoing calls (before the pool, which needs it, exists).
+    pub(crate) fn counted(&self, inner: Option<Arc<dyn Outbound>>) -> Counted {
+        Counted {
+            inner,
+            upstream: self.upstream.clone(),
+        }
+    }
+
+    pub(crate) fn request(&self, status: u16, component: ComponentLine, elapsed: Duration) {
         self.requests
             .get_or_create(&RequestLabels {
                 status,
-                credential: credential.unwrap_or("none").to_string(),
+                credential: component.credential.unwrap_or("none"),
             })
             .inc();
         self.latency.observe(elapsed.as_secs_f64());
-        if let Some(result) = token_cache {
+        if let Some(result) = component.token_cache {
             self.token_cache
-                .get_or_create(&CacheLabels {
-                    result: result.to_string(),
-                })
+                .get_or_create(&CacheLabels { result })
                 .inc();
         }
     }
@@ -122,11 +129,16 @@ impl Metrics {
     }
 }
 
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
 /// Counts the guest's outgoing calls, then passes them on (to `inner`, else the network).
 pub(crate) struct Counted {
-    pub inner: Option<Arc<dyn Outbound>>,
-    /// Set once the pool (which the metrics read) exists.
-    pub metrics: Arc<OnceLock<Arc<Metrics>>>,
+    inner: Option<Arc<dyn Outbound>>,
+    upstream: Family<UpstreamLabels, Counter>,
 }
 
 impl Outbound for Counted {
@@ -140,7 +152,7 @@ impl Outbound for Counted {
             Some(inner) => inner.send(request, options),
             None => crate::send_direct(request, options),
         };
-        let metrics = self.metrics.clone();
+        let upstream = self.upstream.clone();
         Box::pin(async move {
             let result = sent.await;
             let outcome = match &result {
@@ -152,12 +164,9 @@ impl Outbound for Counted {
                 },
                 Err(_) => "error",
             };
-            if let Some(metrics) = metrics.get() {
-                metrics
-                    .upstream
-                    .get_or_create(&UpstreamLabels { service, outcome })
-                    .inc();
-            }
+            upstream
+                .get_or_create(&UpstreamLabels { service, outcome })
+                .inc();
             result
         })
     }

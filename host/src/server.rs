@@ -22,7 +22,7 @@ use tokio::net::TcpListener;
 use crate::admin::Admin;
 use crate::demo::Demo;
 use crate::log::{Access, ComponentLine, Logger};
-use crate::metrics::{Counted, Metrics};
+use crate::metrics::Metrics;
 use crate::outbound::KeepAlive;
 use crate::settings::Settings;
 use crate::{Component, EngineOptions, FailureKind, InstancePool, JwksCache, PoolOptions};
@@ -75,16 +75,11 @@ impl Server {
             settings.guest_log.clone(),
         );
         let jwks_cache = Arc::new(JwksCache::default());
-        // The metrics need the pool, and the pool's engine the counting outbound: the counter
-        // is filled in once the pool exists.
-        let metrics_slot = Arc::new(std::sync::OnceLock::<Arc<Metrics>>::new());
+        let mut metrics = Metrics::new();
         let keep_alive = settings
             .keep_alive
             .then(|| Arc::new(KeepAlive::new(Duration::from_secs(10))) as Arc<dyn crate::Outbound>);
-        let outbound: Arc<dyn crate::Outbound> = Arc::new(Counted {
-            inner: keep_alive,
-            metrics: metrics_slot.clone(),
-        });
+        let outbound: Arc<dyn crate::Outbound> = Arc::new(metrics.counted(keep_alive));
         let engine = EngineOptions {
             cache_dir: settings.cache_dir.clone(),
             pooling: Some(u32::try_from(settings.instances).context("too many instances")?),
@@ -114,8 +109,8 @@ impl Server {
                 queue_timeout: settings.queue_timeout,
             },
         )?;
-        let metrics = Arc::new(Metrics::new(pool.clone(), jwks_cache.clone()));
-        let _ = metrics_slot.set(metrics.clone());
+        metrics.watch(pool.clone(), jwks_cache.clone());
+        let metrics = Arc::new(metrics);
         pool.prewarm(settings.prewarm).await?;
 
         let (admin_addr, admin_task) = match settings.admin_listen {
@@ -376,7 +371,7 @@ struct Front {
 /// What the access log and the metrics learn about a request besides its reply.
 #[derive(Default)]
 struct Note {
-    component: Option<ComponentLine>,
+    component: ComponentLine,
     instance: Option<u64>,
     uses: Option<u64>,
     error: Option<&'static str>,
@@ -401,22 +396,17 @@ impl Front {
         let path = printable(req.uri().path(), 128);
         let (reply, note) = self.dispatch(req, peer, id).await;
         let elapsed = started.elapsed();
-        let component = note.component.as_ref();
-        let credential = component.and_then(|c| c.credential.as_deref());
-        let token_cache = component.and_then(|c| c.token_cache.as_deref());
         let status = reply.status().as_u16();
-        self.metrics
-            .request(status, credential, token_cache, elapsed);
+        self.metrics.request(status, note.component, elapsed);
         self.logger.access(&Access {
             id,
-            peer: Some(peer),
+            peer,
             method: &method,
             path: &path,
             status,
             bytes: reply.body().size_hint().exact().unwrap_or(0),
             ms: elapsed.as_secs_f64() * 1e3,
-            credential,
-            token_cache,
+            component: note.component,
             instance: note.instance,
             uses: note.uses,
             error: note.error,
@@ -580,7 +570,7 @@ fn too_large(limit: usize) -> (Reply, Note) {
 }
 
 /// `{"error": code, "message": text}`, as the component answers its own errors.
-fn json_error(status: StatusCode, code: &str, message: &str) -> Reply {
+pub(crate) fn json_error(status: StatusCode, code: &str, message: &str) -> Reply {
     let body = serde_json::json!({ "error": code, "message": message }).to_string();
     let mut reply = Response::new(Full::new(Bytes::from(body)));
     *reply.status_mut() = status;
