@@ -173,7 +173,7 @@ async fn mechanisms(
     token: &str,
 ) -> anyhow::Result<()> {
     const N: usize = 2000;
-    let outbound = Some(Arc::new(KeepAlive::new(Duration::from_secs(10))) as Arc<dyn Outbound>);
+    let outbound = Some(Arc::new(KeepAlive::new(Duration::from_secs(10))?) as Arc<dyn Outbound>);
     let engine = |jwks_cache: Option<Arc<JwksCache>>| EngineOptions {
         cache_dir: Some(args.cache_dir.clone()),
         pooling: Some(4),

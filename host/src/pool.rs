@@ -1,39 +1,40 @@
 //! A pool of reused instances: each serves one request at a time, many requests in its life.
 //!
-//! The component is written for this (its static state is only caches: the parsed
-//! configuration and the JWKS), so a reused instance verifies a session token with no JWKS call
-//! and no instantiation. An instance is dropped after any failure (trap, error code, timeout, a
+//! The component keeps only caches in its static state (the parsed configuration, the JWKS, the
+//! verified tokens), so a reused instance verifies a session token with no JWKS call and no
+//! instantiation. An instance is dropped after any failure (trap, error code, timeout, a
 //! response it never set or never finished) and retired after
-//! [`PoolOptions::max_requests_per_instance`] requests; a new one takes its place on demand.
-//! [`PoolOptions::size`] bounds how many instances exist, and so how many requests run at once;
-//! further requests wait for a free instance up to [`PoolOptions::queue_timeout`].
-//!
-//! The environment is fixed per pool (the component reads it once per instance).
+//! [`PoolOptions::max_requests_per_instance`]; a new one takes its place on demand.
+//! [`PoolOptions::size`] bounds the instances, so the requests in flight; further requests wait
+//! for one up to [`PoolOptions::queue_timeout`]. The environment is fixed per pool.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, anyhow};
+use anyhow::{Context as _, anyhow, bail};
 use bytes::Bytes;
+use http_body_util::{BodyExt as _, Limited};
 use hyper::body::Body;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::timeout;
 use wasmtime::Store;
 use wasmtime_wasi_http::WasiHttpView as _;
 use wasmtime_wasi_http::p2::bindings::Proxy;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 
-use crate::{AbortOnDrop, Component, Handled, LogPipe, RequestState, read_guest_body};
+use crate::logpipe::LogPipe;
+use crate::{Component, Handled, RequestState};
 
-/// How an [`InstancePool`] sizes and recycles its instances.
 #[derive(Debug, Clone)]
 pub struct PoolOptions {
-    /// Instances at most, so requests in flight at most. With the pooling allocator, at most
-    /// [`crate::EngineOptions::pooling`].
+    /// Instances at most, so requests in flight at most (with the pooling allocator, at most
+    /// [`crate::EngineOptions::pooling`]).
     pub size: usize,
     /// An instance is retired after this many requests (bounds whatever a long-lived guest
-    /// might accumulate); the next request gets a fresh one.
+    /// might accumulate).
     pub max_requests_per_instance: u64,
-    /// How long a request waits for a free instance before it is refused ([`FailureKind::Busy`]).
+    /// How long a request waits for a free instance before [`FailureKind::Busy`].
     pub queue_timeout: Duration,
 }
 
@@ -47,7 +48,6 @@ impl Default for PoolOptions {
     }
 }
 
-/// What happened to a request the pool could not serve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureKind {
     /// No instance freed up within the queue timeout: 503.
@@ -66,7 +66,6 @@ pub struct Failure {
     pub error: anyhow::Error,
     /// What the guest wrote to stderr before it failed.
     pub stderr: String,
-    /// The instance that failed (None: none was assigned).
     pub instance: Option<u64>,
     pub elapsed: Duration,
 }
@@ -79,7 +78,6 @@ impl std::fmt::Display for Failure {
 
 impl std::error::Error for Failure {}
 
-/// A request the pool served.
 #[derive(Debug)]
 pub struct Served {
     pub handled: Handled,
@@ -93,16 +91,14 @@ pub struct InstanceReport {
     pub id: u64,
     /// Requests this instance has served, this one included.
     pub uses: u64,
-    /// Whether the instance was created for this request.
     pub fresh: bool,
-    /// Entries left in the instance's resource table after the request (should stay constant
-    /// over the instance's life: a growing number is a leak).
+    /// Entries left in the resource table (constant over the instance's life, or it leaks).
     pub table_entries: usize,
     /// Bytes of linear memory the instance has grown to.
     pub memory_bytes: usize,
 }
 
-/// Counters since the pool was created.
+/// Counters since the pool was created, and the instances idle now.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PoolStats {
     pub created: u64,
@@ -113,7 +109,6 @@ pub struct PoolStats {
     pub served: u64,
     pub failed: u64,
     pub busy: u64,
-    /// Instances waiting for a request right now.
     pub idle: usize,
 }
 
@@ -124,6 +119,8 @@ struct Instance {
     proxy: Proxy,
     stdout: LogPipe,
     stderr: LogPipe,
+    /// The pooling-allocator slot the instance occupies.
+    _slot: Option<OwnedSemaphorePermit>,
 }
 
 /// See the module documentation. Cheap to clone; clones share the instances.
@@ -138,15 +135,18 @@ struct Inner {
     options: PoolOptions,
     /// Last in, first out: under light load the same few instances (warm caches) serve.
     idle: Mutex<Vec<Instance>>,
-    permits: Arc<tokio::sync::Semaphore>,
+    permits: Arc<Semaphore>,
     next_id: AtomicU64,
-    created: AtomicU64,
-    discarded: AtomicU64,
-    retired: AtomicU64,
-    served: AtomicU64,
-    failed: AtomicU64,
-    busy: AtomicU64,
+    stats: [AtomicU64; 6],
 }
+
+// Indexes into `Inner::stats`.
+const CREATED: usize = 0;
+const DISCARDED: usize = 1;
+const RETIRED: usize = 2;
+const SERVED: usize = 3;
+const FAILED: usize = 4;
+const BUSY: usize = 5;
 
 impl std::fmt::Debug for InstancePool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -158,8 +158,8 @@ impl std::fmt::Debug for InstancePool {
 }
 
 impl InstancePool {
-    /// A pool of instances of `component`, each with environment exactly `env`. No instance is
-    /// created before [`InstancePool::prewarm`] or the first request.
+    /// Instances of `component` with environment exactly `env`, none created before
+    /// [`InstancePool::prewarm`] or the first request.
     pub fn new(
         component: Component,
         env: Vec<(String, String)>,
@@ -175,18 +175,13 @@ impl InstancePool {
         }
         Ok(InstancePool {
             inner: Arc::new(Inner {
-                permits: Arc::new(tokio::sync::Semaphore::new(options.size)),
+                permits: Arc::new(Semaphore::new(options.size)),
                 component,
                 env,
                 options,
                 idle: Mutex::new(Vec::new()),
                 next_id: AtomicU64::new(1),
-                created: AtomicU64::new(0),
-                discarded: AtomicU64::new(0),
-                retired: AtomicU64::new(0),
-                served: AtomicU64::new(0),
-                failed: AtomicU64::new(0),
-                busy: AtomicU64::new(0),
+                stats: Default::default(),
             }),
         })
     }
@@ -200,38 +195,45 @@ impl InstancePool {
     }
 
     pub fn stats(&self) -> PoolStats {
-        let i = &self.inner;
+        let n = |i: usize| self.inner.stats[i].load(Relaxed);
         PoolStats {
-            created: i.created.load(Ordering::Relaxed),
-            discarded: i.discarded.load(Ordering::Relaxed),
-            retired: i.retired.load(Ordering::Relaxed),
-            served: i.served.load(Ordering::Relaxed),
-            failed: i.failed.load(Ordering::Relaxed),
-            busy: i.busy.load(Ordering::Relaxed),
+            created: n(CREATED),
+            discarded: n(DISCARDED),
+            retired: n(RETIRED),
+            served: n(SERVED),
+            failed: n(FAILED),
+            busy: n(BUSY),
             idle: self.idle().len(),
         }
     }
 
-    /// Creates instances until `n` are idle (at most the pool size), so that the first requests
-    /// pay no instantiation.
+    /// Creates instances until `n` are idle (at most the pool size): the first requests pay no
+    /// instantiation.
     pub async fn prewarm(&self, n: usize) -> anyhow::Result<()> {
-        let n = n.min(self.inner.options.size);
-        while self.idle().len() < n {
+        while self.idle().len() < n.min(self.inner.options.size) {
             let instance = self.instantiate().await?;
             self.idle().push(instance);
         }
         Ok(())
     }
 
-    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Instance>> {
+    fn idle(&self) -> MutexGuard<'_, Vec<Instance>> {
         self.inner
             .idle
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn count(&self, stat: usize) {
+        self.inner.stats[stat].fetch_add(1, Relaxed);
+    }
+
     async fn instantiate(&self) -> anyhow::Result<Instance> {
         let component = &self.inner.component;
+        let slot = match &component.slots {
+            Some(slots) => Some(slots.clone().acquire_owned().await?),
+            None => None,
+        };
         let max_log = component.options.max_log_bytes;
         let (stdout, stderr) = (LogPipe::new(max_log), LogPipe::new(max_log));
         let mut store = component.new_store(&self.inner.env, &stdout, &stderr);
@@ -242,194 +244,86 @@ impl InstancePool {
             .await
             .map_err(anyhow::Error::from)
             .context("instantiating the component")?;
-        self.inner.created.fetch_add(1, Ordering::Relaxed);
+        self.count(CREATED);
         Ok(Instance {
-            id: self.inner.next_id.fetch_add(1, Ordering::Relaxed),
+            id: self.inner.next_id.fetch_add(1, Relaxed),
             uses: 0,
             store,
             proxy,
             stdout,
             stderr,
+            _slot: slot,
         })
     }
 
-    /// Serves `req` in an idle instance (a new one if none is idle). Same request rules as
-    /// [`Component::handle`]; the environment is the pool's.
+    /// Serves `req` in an idle instance (a new one if none is idle). The request needs an
+    /// absolute URI or a `host` header; the guest sees it as plain `http`.
     pub async fn handle<B>(&self, req: http::Request<B>) -> Result<Served, Failure>
     where
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
         let started = Instant::now();
-        let inner = &self.inner;
         let fail = |kind, error, stderr, instance| {
-            inner.failed.fetch_add(1, Ordering::Relaxed);
-            Failure {
+            self.count(FAILED);
+            let elapsed = started.elapsed();
+            Err(Failure {
                 kind,
                 error,
                 stderr,
                 instance,
-                elapsed: started.elapsed(),
-            }
+                elapsed,
+            })
         };
-        let permit = match tokio::time::timeout(
-            inner.options.queue_timeout,
-            inner.permits.clone().acquire_owned(),
-        )
-        .await
-        {
+        let queue = self.inner.options.queue_timeout;
+        let permit = match timeout(queue, self.inner.permits.clone().acquire_owned()).await {
             Ok(Ok(permit)) => permit,
             Ok(Err(_)) => {
-                return Err(fail(
+                return fail(
                     FailureKind::Failed,
-                    anyhow!("instance pool closed"),
+                    anyhow!("pool closed"),
                     String::new(),
                     None,
-                ));
+                );
             }
             Err(_) => {
-                inner.busy.fetch_add(1, Ordering::Relaxed);
-                return Err(fail(
-                    FailureKind::Busy,
-                    anyhow!(
-                        "all {} instances stayed busy for {:?}",
-                        inner.options.size,
-                        inner.options.queue_timeout
-                    ),
-                    String::new(),
-                    None,
-                ));
+                self.count(BUSY);
+                let size = self.inner.options.size;
+                let error = anyhow!("all {size} instances stayed busy for {queue:?}");
+                return fail(FailureKind::Busy, error, String::new(), None);
             }
         };
 
+        let request_timeout = self.inner.component.options.request_timeout;
         let popped = self.idle().pop();
         let fresh = popped.is_none();
         let mut instance = match popped {
             Some(instance) => instance,
-            None => match tokio::time::timeout(
-                inner.component.options.request_timeout,
-                self.instantiate(),
-            )
-            .await
-            {
+            None => match timeout(request_timeout, self.instantiate()).await {
                 Ok(Ok(instance)) => instance,
-                Ok(Err(e)) => return Err(fail(FailureKind::Failed, e, String::new(), None)),
+                Ok(Err(e)) => return fail(FailureKind::Failed, e, String::new(), None),
                 Err(_) => {
-                    return Err(fail(
-                        FailureKind::Timeout,
-                        anyhow!("instantiation did not finish within the request timeout"),
-                        String::new(),
-                        None,
-                    ));
+                    let error = anyhow!("instantiation did not finish within {request_timeout:?}");
+                    return fail(FailureKind::Timeout, error, String::new(), None);
                 }
             },
         };
-        let id = instance.id;
-        let stderr = instance.stderr.clone();
-        let stdout = instance.stdout.clone();
         // Whatever a previous request left unread (nothing, normally) is not this request's.
-        let _ = (stderr.take(), stdout.take());
+        let _ = (instance.stderr.take(), instance.stdout.take());
 
-        let (sender, receiver) = tokio::sync::oneshot::channel();
-        let prepared = (|| {
-            inner.component.arm_deadline(&mut instance.store);
-            let http = &mut instance.store.data_mut().http();
-            let incoming = http.new_incoming_request(Scheme::Http, req)?;
-            let outparam = http.new_response_outparam(sender)?;
-            anyhow::Ok((incoming, outparam))
-        })();
-        let (incoming, outparam) = match prepared {
-            Ok(handles) => handles,
-            Err(e) => {
-                inner.discarded.fetch_add(1, Ordering::Relaxed);
-                return Err(fail(FailureKind::Failed, e, stderr.take(), Some(id)));
-            }
-        };
-
-        // The guest runs in its own task: it writes the response body while we read it. The
-        // task gives the instance back only if the call returned normally.
-        let ticker = inner.component.ticker.clone();
-        let guest = AbortOnDrop(tokio::spawn(async move {
-            let _ticker = ticker;
-            let result = instance
-                .proxy
-                .wasi_http_incoming_handler()
-                .call_handle(&mut instance.store, incoming, outparam)
-                .await;
-            match result {
-                Ok(()) => Ok(instance),
-                Err(e) => Err(anyhow::Error::from(e).context("guest trapped")),
-            }
-        }));
-
-        let max_body = inner.component.options.max_response_bytes;
-        let served = async move {
-            let mut guest = guest;
-            let mut receiver = receiver;
-            let mut finished = None;
-            // The guest sets the response, or returns (or traps) first. A guest that returns
-            // without setting it may still hold the outparam (the instance lives on), so its
-            // return has to be watched too.
-            let answer = tokio::select! {
-                biased;
-                answer = &mut receiver => answer.ok(),
-                outcome = &mut guest.0 => {
-                    finished = Some(outcome);
-                    receiver.try_recv().ok()
-                }
-            };
-            let response = match answer {
-                Some(Ok(response)) => response,
-                Some(Err(code)) => {
-                    let outcome = match finished {
-                        Some(outcome) => outcome,
-                        None => (&mut guest.0).await,
-                    };
-                    return Err(match outcome {
-                        Ok(Err(e)) => e.context(format!("guest answered with error code {code:?}")),
-                        _ => anyhow!("guest answered with error code {code:?}"),
-                    });
-                }
-                None => {
-                    let outcome = match finished {
-                        Some(outcome) => outcome,
-                        None => (&mut guest.0).await,
-                    };
-                    return Err(match outcome {
-                        Ok(Err(e)) => e,
-                        Err(join) => anyhow!("guest task failed: {join}"),
-                        Ok(Ok(_)) => anyhow!("guest returned without setting a response"),
-                    });
-                }
-            };
-            let (parts, body) = response.into_parts();
-            let body = read_guest_body(body, max_body).await?;
-            let outcome = match finished {
-                Some(outcome) => outcome,
-                None => (&mut guest.0).await,
-            };
-            let instance = match outcome {
-                Ok(result) => result?,
-                Err(join) => return Err(anyhow!("guest task failed: {join}")),
-            };
-            anyhow::Ok((http::Response::from_parts(parts, body), instance))
-        };
-        let timeout = inner.component.options.request_timeout;
-        let (response, mut instance) = match tokio::time::timeout(timeout, served).await {
-            Ok(Ok(done)) => done,
+        let (id, stderr) = (instance.id, instance.stderr.clone());
+        let max_body = self.inner.component.options.max_response_bytes;
+        let response = match timeout(request_timeout, self.run(&mut instance, req, max_body)).await
+        {
+            Ok(Ok(response)) => response,
             Ok(Err(e)) => {
-                inner.discarded.fetch_add(1, Ordering::Relaxed);
-                return Err(fail(FailureKind::Failed, e, stderr.take(), Some(id)));
+                self.count(DISCARDED);
+                return fail(FailureKind::Failed, e, stderr.take(), Some(id));
             }
             Err(_) => {
-                // Dropping `served` aborted the guest task, and the instance with it.
-                inner.discarded.fetch_add(1, Ordering::Relaxed);
-                return Err(fail(
-                    FailureKind::Timeout,
-                    anyhow!("guest did not finish within {timeout:?}"),
-                    stderr.take(),
-                    Some(id),
-                ));
+                self.count(DISCARDED);
+                let error = anyhow!("guest did not finish within {request_timeout:?}");
+                return fail(FailureKind::Timeout, error, stderr.take(), Some(id));
             }
         };
 
@@ -439,24 +333,94 @@ impl InstancePool {
             uses: instance.uses,
             fresh,
             table_entries: instance.store.data_mut().table.iter_mut().count(),
-            memory_bytes: instance.store.data().limits_peak(),
+            memory_bytes: instance.store.data().limits.memory_bytes,
         };
-        if instance.uses < inner.options.max_requests_per_instance {
+        let handled = Handled {
+            response,
+            stderr: stderr.take(),
+            stdout: instance.stdout.take(),
+            elapsed: started.elapsed(),
+        };
+        if instance.uses < self.inner.options.max_requests_per_instance {
             self.idle().push(instance);
         } else {
-            inner.retired.fetch_add(1, Ordering::Relaxed);
-            drop(instance);
+            self.count(RETIRED);
         }
         drop(permit);
-        inner.served.fetch_add(1, Ordering::Relaxed);
+        self.count(SERVED);
         Ok(Served {
-            handled: Handled {
-                response,
-                stderr: stderr.take(),
-                stdout: stdout.take(),
-                elapsed: started.elapsed(),
-            },
+            handled,
             instance: report,
         })
+    }
+
+    /// One request in `instance`: the guest runs until it answers, then keeps running while its
+    /// body is read. Dropping the future (the timeout) abandons the instance mid-call.
+    async fn run<B>(
+        &self,
+        instance: &mut Instance,
+        req: http::Request<B>,
+        max_body: usize,
+    ) -> anyhow::Result<http::Response<Bytes>>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        self.inner.component.arm_deadline(&mut instance.store);
+        let (sender, mut receiver) = tokio::sync::oneshot::channel();
+        let mut http = instance.store.data_mut().http();
+        let incoming = http.new_incoming_request(Scheme::Http, req)?;
+        let outparam = http.new_response_outparam(sender)?;
+        let call = instance.proxy.wasi_http_incoming_handler().call_handle(
+            &mut instance.store,
+            incoming,
+            outparam,
+        );
+        let mut call = std::pin::pin!(call);
+        let trapped = |e: wasmtime::Error| anyhow::Error::from(e).context("guest trapped");
+        // A guest that returns without setting the response may still hold the outparam (the
+        // instance lives on): its return ends the wait too.
+        let mut returned = None;
+        let answer = tokio::select! {
+            biased;
+            answer = &mut receiver => answer.ok(),
+            result = &mut call => {
+                returned = Some(result);
+                receiver.try_recv().ok()
+            }
+        };
+        let response = match answer {
+            Some(Ok(response)) => response,
+            Some(Err(code)) => {
+                let result = match returned {
+                    Some(result) => result,
+                    None => call.await,
+                };
+                let error = anyhow!("guest answered with error code {code:?}");
+                return Err(match result {
+                    Err(e) => trapped(e).context(error),
+                    Ok(()) => error,
+                });
+            }
+            None => {
+                match returned {
+                    Some(result) => result,
+                    None => call.await,
+                }
+                .map_err(trapped)?;
+                bail!("guest returned without setting a response");
+            }
+        };
+        let (parts, body) = response.into_parts();
+        let read = async {
+            let collected = Limited::new(body, max_body).collect().await;
+            collected.map_err(|e| anyhow!("reading the guest's response body: {e}"))
+        };
+        let (result, body) = match returned {
+            Some(result) => (result, read.await),
+            None => tokio::join!(call, read),
+        };
+        result.map_err(trapped)?;
+        Ok(http::Response::from_parts(parts, body?.to_bytes()))
     }
 }

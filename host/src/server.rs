@@ -1,6 +1,6 @@
 //! The HTTP front of `wacht-admin-host`: hyper (HTTP/1.1, keep-alive) in front of an
 //! [`InstancePool`], with bounded requests and connections, JSON answers for host-side failures,
-//! one access-log line per request, the guest's stderr forwarded line by line, and a graceful
+//! one access event per request, the guest's stderr forwarded line by line, and a graceful
 //! shutdown.
 
 use std::convert::Infallible;
@@ -18,6 +18,7 @@ use hyper::body::{Body as _, Incoming};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 
 use crate::admin::Admin;
 use crate::demo::Demo;
@@ -25,7 +26,9 @@ use crate::log::{Access, ComponentLine, Logger};
 use crate::metrics::Metrics;
 use crate::outbound::KeepAlive;
 use crate::settings::Settings;
-use crate::{Component, EngineOptions, FailureKind, InstancePool, JwksCache, PoolOptions};
+use crate::{
+    Component, EngineOptions, FailureKind, InstancePool, JwksCache, Outbound, PoolOptions,
+};
 
 /// A running server. Dropping it stops accepting at once; [`Server::shutdown`] drains first.
 pub struct Server {
@@ -39,16 +42,15 @@ pub struct Server {
     load_time: Duration,
     metrics: Arc<Metrics>,
     admin_addr: Option<SocketAddr>,
-    admin_task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    admin_task: Option<JoinHandle<anyhow::Result<()>>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server")
             .field("addr", &self.addr)
-            .field("demo", &self.demo)
             .finish_non_exhaustive()
     }
 }
@@ -64,7 +66,7 @@ impl Server {
         } else {
             (None, settings.wacht_env.clone(), Vec::new())
         };
-        // This server replaces `x-forwarded-for` with the peer address (unless
+        // The front replaces `x-forwarded-for` with the peer address (unless
         // --trust-forwarded), so the component may take the caller's address from it.
         if !env.iter().any(|(k, _)| k == "WACHT_CLIENT_IP_HEADER") {
             env.push(("WACHT_CLIENT_IP_HEADER".into(), "x-forwarded-for".into()));
@@ -76,10 +78,11 @@ impl Server {
         );
         let jwks_cache = Arc::new(JwksCache::default());
         let mut metrics = Metrics::new();
-        let keep_alive = settings
-            .keep_alive
-            .then(|| Arc::new(KeepAlive::new(Duration::from_secs(10))) as Arc<dyn crate::Outbound>);
-        let outbound: Arc<dyn crate::Outbound> = Arc::new(metrics.counted(keep_alive));
+        let keep_alive = match settings.keep_alive {
+            true => Some(Arc::new(KeepAlive::new(Duration::from_secs(10))?) as Arc<dyn Outbound>),
+            false => None,
+        };
+        let outbound: Arc<dyn Outbound> = Arc::new(metrics.counted(keep_alive));
         let engine = EngineOptions {
             cache_dir: settings.cache_dir.clone(),
             pooling: Some(u32::try_from(settings.instances).context("too many instances")?),
@@ -100,38 +103,32 @@ impl Server {
         })
         .await??;
         let load_time = started.elapsed();
-        let pool = InstancePool::new(
-            component,
-            env,
-            PoolOptions {
-                size: settings.instances,
-                max_requests_per_instance: settings.max_requests_per_instance,
-                queue_timeout: settings.queue_timeout,
-            },
-        )?;
+        let pool_options = PoolOptions {
+            size: settings.instances,
+            max_requests_per_instance: settings.max_requests_per_instance,
+            queue_timeout: settings.queue_timeout,
+        };
+        let pool = InstancePool::new(component, env, pool_options)?;
         metrics.watch(pool.clone(), jwks_cache.clone());
         let metrics = Arc::new(metrics);
         pool.prewarm(settings.prewarm).await?;
 
-        let (admin_addr, admin_task) = match settings.admin_listen {
-            Some(listen) => {
-                let listener = TcpListener::bind(listen)
-                    .await
-                    .with_context(|| format!("cannot listen on {listen} (--admin-listen)"))?;
-                let addr = listener.local_addr()?;
-                let admin = Arc::new(Admin {
-                    metrics: metrics.clone(),
-                    jwks_cache: jwks_cache.clone(),
-                    jwks_url,
-                    outbound,
-                });
-                (
-                    Some(addr),
-                    Some(tokio::spawn(admin.serve(listener, logger.clone()))),
-                )
-            }
-            None => (None, None),
-        };
+        let (mut admin_addr, mut admin_task) = (None, None);
+        if let Some(listen) = settings.admin_listen {
+            let listener = TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen} (--admin-listen)"))?;
+            admin_addr = Some(listener.local_addr()?);
+            let admin = Admin {
+                metrics: metrics.clone(),
+                jwks_cache: jwks_cache.clone(),
+                jwks_url,
+                outbound,
+            };
+            admin_task = Some(tokio::spawn(
+                Arc::new(admin).serve(listener, logger.clone()),
+            ));
+        }
 
         let listener = TcpListener::bind(settings.listen)
             .await
@@ -153,14 +150,8 @@ impl Server {
             .max_header_size(settings.max_header_bytes)
             .keep_alive(true);
         let (shutdown, shutdown_rx) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(accept_loop(
-            listener,
-            front,
-            http,
-            settings.max_connections,
-            settings.shutdown_grace,
-            shutdown_rx,
-        ));
+        let limits = (settings.max_connections, settings.shutdown_grace);
+        let task = tokio::spawn(accept_loop(listener, front, http, limits, shutdown_rx));
         Ok(Server {
             addr,
             pool,
@@ -207,24 +198,16 @@ impl Server {
         &self.metrics
     }
 
-    /// How long compiling (or loading from the cache) and linking the component took.
-    pub fn load_time(&self) -> Duration {
-        self.load_time
-    }
-
     /// What the binary prints at start-up: the mode, where it listens, and in demo mode the
     /// curl lines to try and how to point it at a real deployment.
     pub fn banner(&self) -> String {
-        let url = self.url();
-        let s = &self.settings;
-        let mut out = String::new();
+        let (url, s) = (self.url(), &self.settings);
         let cache = match &s.cache_dir {
             Some(dir) => format!("compiled-code cache {}", dir.display()),
             None => "no compiled-code cache".to_string(),
         };
-        let _ = writeln!(
-            out,
-            "wacht-admin-host: {} loaded in {} ms ({cache}); {} reused instances, request timeout {} s",
+        let mut out = format!(
+            "wacht-admin-host: {} loaded in {} ms ({cache}); {} reused instances, request timeout {} s\n",
             s.wasm.display(),
             self.load_time.as_millis(),
             s.instances,
@@ -236,16 +219,15 @@ impl Server {
                 let backend = s
                     .wacht_env
                     .iter()
-                    .find(|(k, _)| k == "WACHT_BACKEND_API_URL")
-                    .map_or("https://api.wacht.dev (default)", |(_, v)| v.as_str());
+                    .find(|(k, _)| k == "WACHT_BACKEND_API_URL");
+                let backend = backend.map_or("https://api.wacht.dev (default)", |(_, v)| v);
                 let _ = writeln!(
                     out,
                     "Serving {url}/admin/users for the Wacht deployment of WACHT_PUBLISHABLE_KEY; backend API {backend}."
                 );
             }
         }
-        if let Some(admin) = self.admin_addr {
-            let admin = url_of(admin);
+        if let Some(admin) = self.admin_addr.map(url_of) {
             let _ = writeln!(
                 out,
                 "\nOperations on {admin} (--admin-listen):\n\n  curl -s {admin}/metrics\n  curl -s {admin}/readyz    # and /healthz\n"
@@ -260,13 +242,10 @@ impl Server {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        match self.task.take() {
-            Some(task) => task.await?,
-            None => Ok(()),
-        }
+        self.stopped().await
     }
 
-    /// Resolves when the accept loop ends on its own (a fatal error).
+    /// Resolves when the accept loop ends (after [`Server::shutdown`], or a fatal error).
     pub async fn stopped(&mut self) -> anyhow::Result<()> {
         match self.task.as_mut() {
             Some(task) => {
@@ -292,26 +271,21 @@ impl Drop for Server {
 
 /// `http://ip:port` to reach `addr` from this machine (loopback for a wildcard bind).
 fn url_of(addr: SocketAddr) -> String {
-    let ip = if addr.ip().is_unspecified() {
-        match addr {
-            SocketAddr::V4(_) => "127.0.0.1".to_string(),
-            SocketAddr::V6(_) => "[::1]".to_string(),
-        }
-    } else {
-        match addr {
-            SocketAddr::V4(a) => a.ip().to_string(),
-            SocketAddr::V6(a) => format!("[{}]", a.ip()),
-        }
-    };
-    format!("http://{ip}:{}", addr.port())
+    let mut addr = addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    format!("http://{addr}")
 }
 
 async fn accept_loop(
     listener: TcpListener,
     front: Arc<Front>,
     http: hyper::server::conn::http1::Builder,
-    max_connections: usize,
-    grace: Duration,
+    (max_connections, grace): (usize, Duration),
     mut shutdown: tokio::sync::oneshot::Receiver<()>,
 ) -> anyhow::Result<()> {
     let graceful = GracefulShutdown::new();
@@ -335,9 +309,9 @@ async fn accept_loop(
             },
         };
         let _ = stream.set_nodelay(true);
-        let service_front = front.clone();
+        let front = front.clone();
         let service = hyper::service::service_fn(move |req| {
-            let front = service_front.clone();
+            let front = front.clone();
             async move { Ok::<_, Infallible>(front.respond(req, peer).await) }
         });
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
@@ -368,22 +342,13 @@ struct Front {
     seq: AtomicU64,
 }
 
-/// What the access log and the metrics learn about a request besides its reply.
+/// What the access event and the metrics learn about a request besides its reply.
 #[derive(Default)]
 struct Note {
     component: ComponentLine,
     instance: Option<u64>,
     uses: Option<u64>,
     error: Option<&'static str>,
-}
-
-impl Note {
-    fn error(code: &'static str) -> Note {
-        Note {
-            error: Some(code),
-            ..Note::default()
-        }
-    }
 }
 
 type Reply = Response<Full<Bytes>>;
@@ -394,7 +359,24 @@ impl Front {
         let id = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
         let method = printable(req.method().as_str(), 16);
         let path = printable(req.uri().path(), 128);
-        let (reply, note) = self.dispatch(req, peer, id).await;
+        let (reply, note) = match self.dispatch(req, peer, id).await {
+            Ok(served) => served,
+            Err((status, code, message)) => {
+                let mut reply = json_error(status, code, &message);
+                if status == StatusCode::SERVICE_UNAVAILABLE {
+                    reply
+                        .headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                }
+                (
+                    reply,
+                    Note {
+                        error: Some(code),
+                        ..Note::default()
+                    },
+                )
+            }
+        };
         let elapsed = started.elapsed();
         let status = reply.status().as_u16();
         self.metrics.request(status, note.component, elapsed);
@@ -414,77 +396,49 @@ impl Front {
         reply
     }
 
-    /// The reply, and what the access log adds about it.
-    async fn dispatch(&self, req: Request<Incoming>, peer: SocketAddr, id: u64) -> (Reply, Note) {
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
+    /// The guest's reply, or the host's error answer (status, code, message).
+    async fn dispatch(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+        id: u64,
+    ) -> Result<(Reply, Note), (StatusCode, &'static str, String)> {
         let limit = self.max_body_bytes;
-        if declared.is_some_and(|n| n > limit as u64) {
-            return too_large(limit);
+        let too_large = || {
+            let message = format!("The request body is larger than {limit} bytes.");
+            (StatusCode::PAYLOAD_TOO_LARGE, "request_too_large", message)
+        };
+        if req.body().size_hint().lower() > limit as u64 {
+            return Err(too_large());
         }
         let (mut parts, body) = req.into_parts();
         let body = match Limited::new(body, limit).collect().await {
             Ok(collected) => collected.to_bytes(),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(limit),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
             Err(_) => {
-                return (
-                    json_error(
-                        StatusCode::BAD_REQUEST,
-                        "bad_request",
-                        "The request body could not be read.",
-                    ),
-                    Note::error("bad_request"),
-                );
+                let message = "The request body could not be read.".to_string();
+                return Err((StatusCode::BAD_REQUEST, "bad_request", message));
             }
         };
-
-        // wasi-http needs an absolute URI: the authority the client used, else our address.
-        let authority = parts
-            .uri
-            .authority()
-            .cloned()
-            .or_else(|| {
-                parts
-                    .headers
-                    .get(header::HOST)
-                    .and_then(|h| h.to_str().ok())
-                    .and_then(|h| h.parse::<http::uri::Authority>().ok())
-            })
-            .or_else(|| self.local.to_string().parse().ok());
-        let path_and_query = parts
-            .uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
-        let mut uri = http::Uri::builder()
-            .scheme("http")
-            .path_and_query(path_and_query);
-        if let Some(authority) = authority {
-            uri = uri.authority(authority);
+        // wasi-http takes the authority from the URI, else the Host header: without a usable
+        // one (HTTP/1.0), the guest sees our address.
+        let host = parts
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok());
+        if parts.uri.authority().is_none()
+            && host.is_none_or(|h| h.parse::<http::uri::Authority>().is_err())
+        {
+            let local = HeaderValue::from_str(&self.local.to_string());
+            parts
+                .headers
+                .insert(header::HOST, local.map_err(|_| bad_target())?);
         }
-        parts.uri = match uri.build() {
-            Ok(uri) => uri,
-            Err(_) => {
-                return (
-                    json_error(
-                        StatusCode::BAD_REQUEST,
-                        "bad_request",
-                        "The request target is not valid.",
-                    ),
-                    Note::error("bad_request"),
-                );
-            }
-        };
         // The component reads the caller's address from these headers: only we know it.
         if !self.trust_forwarded {
             parts.headers.remove("cf-connecting-ip");
-            parts.headers.remove("x-forwarded-for");
-            if let Ok(ip) = HeaderValue::from_str(&peer.ip().to_string()) {
-                parts.headers.insert("x-forwarded-for", ip);
-            }
+            let ip = HeaderValue::from_str(&peer.ip().to_string()).map_err(|_| bad_target())?;
+            parts.headers.insert("x-forwarded-for", ip);
         }
 
         match self
@@ -493,26 +447,21 @@ impl Front {
             .await
         {
             Ok(served) => {
-                self.forward_guest_output(id, &served.handled.stderr, &served.handled.stdout);
+                let handled = served.handled;
+                self.forward_guest_output(id, &handled.stderr, &handled.stdout);
                 let note = Note {
-                    component: ComponentLine::find(&served.handled.stderr),
+                    component: ComponentLine::find(&handled.stderr),
                     instance: Some(served.instance.id),
                     uses: Some(served.instance.uses),
                     error: None,
                 };
-                let (head, body) = served.handled.response.into_parts();
-                (Response::from_parts(head, Full::new(body)), note)
+                Ok((handled.response.map(Full::new), note))
             }
             Err(failure) => {
                 self.forward_guest_output(id, &failure.stderr, "");
-                self.logger.failure(
-                    id,
-                    &format!(
-                        "failed: {}",
-                        one_line(&format!("{:#}", failure.error), 2048)
-                    ),
-                );
-                let (status, code, message) = match failure.kind {
+                let error = one_line(&format!("{:#}", failure.error), 2048);
+                self.logger.failure(id, &format!("failed: {error}"));
+                Err(match failure.kind {
                     FailureKind::Busy => (
                         StatusCode::SERVICE_UNAVAILABLE,
                         "overloaded",
@@ -531,45 +480,28 @@ impl Front {
                         "component_error",
                         "The component failed while handling the request.".to_string(),
                     ),
-                };
-                let mut reply = json_error(status, code, &message);
-                if failure.kind == FailureKind::Busy {
-                    reply
-                        .headers_mut()
-                        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                }
-                let note = Note {
-                    instance: failure.instance,
-                    ..Note::error(code)
-                };
-                (reply, note)
+                })
             }
         }
     }
 
     fn forward_guest_output(&self, id: u64, stderr: &str, stdout: &str) {
-        for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
-            self.logger.guest(id, &printable(line, 2048));
-        }
-        for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
-            self.logger
-                .guest(id, &format!("stdout: {}", printable(line, 2048)));
+        for (prefix, text) in [("", stderr), ("stdout: ", stdout)] {
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                self.logger
+                    .guest(id, &format!("{prefix}{}", printable(line, 2048)));
+            }
         }
     }
 }
 
-fn too_large(limit: usize) -> (Reply, Note) {
-    (
-        json_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "request_too_large",
-            &format!("The request body is larger than {limit} bytes."),
-        ),
-        Note::error("request_too_large"),
-    )
+fn bad_target() -> (StatusCode, &'static str, String) {
+    let message = "The request target is not valid.".to_string();
+    (StatusCode::BAD_REQUEST, "bad_request", message)
 }
 
-/// `{"error": code, "message": text}`, as the component answers its own errors.
+/// `{"error": code, "message": text}`, as the component answers its own errors: never cached,
+/// never sniffed.
 pub(crate) fn json_error(status: StatusCode, code: &str, message: &str) -> Reply {
     let body = serde_json::json!({ "error": code, "message": message }).to_string();
     let mut reply = Response::new(Full::new(Bytes::from(body)));
@@ -579,7 +511,6 @@ pub(crate) fn json_error(status: StatusCode, code: &str, message: &str) -> Reply
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    // As the component's own answers: never cached, never sniffed.
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -596,14 +527,9 @@ fn one_line(s: &str, max: usize) -> String {
 
 /// One line, at most `max` characters, control and non-ASCII characters as `?`.
 fn printable(s: &str, max: usize) -> String {
+    let printable = |c: char| c.is_ascii_graphic() || c == ' ';
     s.chars()
         .take(max)
-        .map(|c| {
-            if c.is_ascii_graphic() || c == ' ' {
-                c
-            } else {
-                '?'
-            }
-        })
+        .map(|c| if printable(c) { c } else { '?' })
         .collect()
 }

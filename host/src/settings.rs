@@ -94,7 +94,7 @@ pub enum LogFormat {
 }
 
 /// Where log lines go.
-#[derive(Clone, Default)]
+#[derive(Clone, Debug, Default)]
 pub enum LogSink {
     #[default]
     Stdout,
@@ -102,17 +102,6 @@ pub enum LogSink {
     Off,
     /// Kept in memory (tests).
     Memory(Arc<Mutex<Vec<String>>>),
-}
-
-impl std::fmt::Debug for LogSink {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            LogSink::Stdout => "Stdout",
-            LogSink::Stderr => "Stderr",
-            LogSink::Off => "Off",
-            LogSink::Memory(_) => "Memory",
-        })
-    }
 }
 
 impl LogSink {
@@ -221,9 +210,14 @@ impl Settings {
             };
             wacht_env.push(("WACHT_LOG_FORMAT".to_string(), format.to_string()));
         }
-        let listen = args
-            .listen
-            .unwrap_or_else(|| format!("{}:{}", bracket_ipv6(args.host.trim()), args.port));
+        let host = args.host.trim();
+        let listen = match args.listen {
+            Some(listen) => listen,
+            None if host.contains(':') && !host.starts_with('[') => {
+                format!("[{host}]:{}", args.port)
+            }
+            None => format!("{host}:{}", args.port),
+        };
         let instances = args.instances as usize;
         let request_timeout = Duration::from_secs(args.request_timeout);
         let defaults = Settings::default();
@@ -255,14 +249,6 @@ impl Settings {
             wacht_env,
             ..defaults
         })
-    }
-}
-
-fn bracket_ipv6(host: &str) -> String {
-    if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]")
-    } else {
-        host.to_string()
     }
 }
 

@@ -1,5 +1,6 @@
 //! A stand-in for the Wacht services.
 
+pub mod demo;
 pub mod server;
 pub mod tokens;
 pub mod users;
