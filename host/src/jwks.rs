@@ -11,7 +11,7 @@
 //!   entry is younger than the TTL;
 //! - a **repeated** request from the same instance within the TTL can only mean the component
 //!   saw an unknown `kid` (a rotation) or a failed fetch: it goes upstream, unless the shared
-//!   entry is younger than [`JwksCache::refetch_interval`] (someone just refreshed it);
+//!   entry is younger than the refetch interval ([`DEFAULT_REFETCH_INTERVAL`]) (someone just refreshed it);
 //! - only `200` answers are stored; fetches are single-flight (concurrent misses wait for the
 //!   one upstream call).
 //!
@@ -85,14 +85,6 @@ impl JwksCache {
             upstream: AtomicU64::new(0),
             hits: AtomicU64::new(0),
         }
-    }
-
-    pub fn ttl(&self) -> Duration {
-        self.ttl
-    }
-
-    pub fn refetch_interval(&self) -> Duration {
-        self.refetch_interval
     }
 
     /// JWKS requests passed upstream (successful or not).

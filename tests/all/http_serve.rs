@@ -406,6 +406,43 @@ fn oversized_requests_are_refused_before_the_guest() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// wasi-http takes the request's authority from its Host header: an HTTP/1.0 request without
+/// one, or a Host that is not an authority, still reaches the component (which answers 401 here),
+/// and no instance is lost to it.
+#[test]
+fn requests_without_a_usable_host_reach_the_component() -> anyhow::Result<()> {
+    let rt = runtime();
+    let s = standin();
+    let (settings, _logs) = settings(env_for(&s))?;
+    let server = rt.block_on(Server::start(settings))?;
+    for raw in [
+        &b"GET /admin/users HTTP/1.0\r\n\r\n"[..],
+        b"GET /admin/users HTTP/1.1\r\nHost: not an authority\r\nConnection: close\r\n\r\n",
+        b"GET /admin/users HTTP/1.1\r\nHost: caf\xe9\r\nConnection: close\r\n\r\n",
+    ] {
+        let mut stream = TcpStream::connect(server.addr())?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        stream.write_all(raw)?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer)?;
+        let answer = String::from_utf8_lossy(&answer);
+        let status = answer.split_whitespace().nth(1);
+        ensure!(
+            status == Some("401"),
+            "{:?}: {answer}",
+            String::from_utf8_lossy(raw)
+        );
+        ensure!(
+            answer.contains("\"error\":\"missing_credentials\""),
+            "{answer}"
+        );
+    }
+    let stats = server.pool().stats();
+    ensure!(stats.served == 3 && stats.discarded == 0, "{stats:?}");
+    rt.block_on(server.shutdown())?;
+    Ok(())
+}
+
 /// A backend that answers every request after `delay`, and reports when one arrived.
 fn slow_backend(delay: Duration) -> (String, std::sync::mpsc::Receiver<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
