@@ -11,7 +11,8 @@
 //!   entry is younger than the TTL;
 //! - a **repeated** request from the same instance within the TTL can only mean the component
 //!   saw an unknown `kid` (a rotation) or a failed fetch: it goes upstream, unless the shared
-//!   entry is younger than the refetch interval ([`DEFAULT_REFETCH_INTERVAL`]) (someone just refreshed it);
+//!   entry is younger than the refetch interval (someone just refreshed it; default
+//!   [`DEFAULT_REFETCH_INTERVAL`]);
 //! - only `200` answers are stored; fetches are single-flight (concurrent misses wait for the
 //!   one upstream call).
 //!

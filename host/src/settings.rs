@@ -94,7 +94,7 @@ pub enum LogFormat {
 }
 
 /// Where log lines go.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub enum LogSink {
     #[default]
     Stdout,
@@ -102,6 +102,18 @@ pub enum LogSink {
     Off,
     /// Kept in memory (tests).
     Memory(Arc<Mutex<Vec<String>>>),
+}
+
+impl std::fmt::Debug for LogSink {
+    // Not the lines a memory sink holds.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LogSink::Stdout => "Stdout",
+            LogSink::Stderr => "Stderr",
+            LogSink::Off => "Off",
+            LogSink::Memory(_) => "Memory",
+        })
+    }
 }
 
 impl LogSink {
