@@ -500,17 +500,19 @@ fn bad_target() -> (StatusCode, &'static str, String) {
     (StatusCode::BAD_REQUEST, "bad_request", message)
 }
 
-/// `{"error": code, "message": text}`, as the component answers its own errors: never cached,
-/// never sniffed.
+/// `{"error": code, "message": text}`, as the component answers its own errors.
 pub(crate) fn json_error(status: StatusCode, code: &str, message: &str) -> Reply {
     let body = serde_json::json!({ "error": code, "message": message }).to_string();
+    reply(status, "application/json", body)
+}
+
+/// Every answer the host writes itself (errors, `--admin-listen`'s endpoints): never cached,
+/// never sniffed, as the component's own answers.
+pub(crate) fn reply(status: StatusCode, content_type: &'static str, body: String) -> Reply {
     let mut reply = Response::new(Full::new(Bytes::from(body)));
     *reply.status_mut() = status;
     let headers = reply.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
