@@ -6,6 +6,7 @@
 //! Each server owns its subscriber (a [`Dispatch`] used for its own events), so several servers
 //! in one process (the tests) keep their lines apart and nothing global is installed.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::PoisonError;
 
@@ -214,18 +215,30 @@ impl ComponentLine {
             return Some(parsed);
         }
         if line.starts_with('{') {
-            let v: serde_json::Value = serde_json::from_str(line).ok()?;
-            if v.get("msg")?.as_str()? != "wacht-admin" {
+            // Only the three fields, borrowed where unescaped: no map built per request.
+            let v: JsonLine<'_> = serde_json::from_str(line).ok()?;
+            if v.msg != "wacht-admin" {
                 return None;
             }
-            let field = |name: &str, words| v.get(name)?.as_str().and_then(|f| word(f, words));
+            let field = |f: Option<Cow<'_, str>>, words| f.and_then(|f| word(&f, words));
             return Some(ComponentLine {
-                credential: field("credential", CREDENTIALS),
-                token_cache: field("token_cache", CACHE_RESULTS),
+                credential: field(v.credential, CREDENTIALS),
+                token_cache: field(v.token_cache, CACHE_RESULTS),
             });
         }
         None
     }
+}
+
+/// The fields of the component's JSON access line that the metrics read (others are skipped).
+#[derive(serde::Deserialize)]
+struct JsonLine<'a> {
+    #[serde(borrow)]
+    msg: Cow<'a, str>,
+    #[serde(borrow, default)]
+    credential: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    token_cache: Option<Cow<'a, str>>,
 }
 
 const CREDENTIALS: &[&str] = &["session", "api_key", "oauth_access_token"];
