@@ -317,10 +317,10 @@ async function readBody(response) {
 
 const TIMEOUT = { tag: "HTTP-response-timeout" };
 
-// The answer to one outgoing request. Its deadline is a pollable deadline (io.js): whoever waits
-// for the answer waits at most until then, and the exchange is then aborted and answered with
-// HTTP-response-timeout. The guest can only learn the answer by waiting for it (or drops the
-// future, which aborts the exchange too), so no timer runs while nobody waits.
+// The answer to one outgoing request, HTTP-response-timeout past its deadline. Once sent, the
+// fetch's own timeout signal enforces the deadline (the future is then `selfTimed`, io.js), so a
+// wait on it arms no timer of ours; before that, a wait's timer expires it. Dropping the future
+// aborts the exchange.
 class FutureIncomingResponse {
   constructor(timeoutMs) {
     this.result = undefined;
@@ -328,6 +328,7 @@ class FutureIncomingResponse {
     this.controller = null;
     this.waiters = [];
     this.deadline = nowMs() + timeoutMs;
+    this.selfTimed = false;
   }
 
   subscribe() {
@@ -365,21 +366,25 @@ class FutureIncomingResponse {
     if (waiters) for (const wake of waiters) wake();
   }
 
-  // One fetch and its body read whole; the outcome, never a rejection.
+  // One fetch and its body read whole, both within the deadline; the outcome, never a rejection.
   async send(url, init) {
     const controller = new AbortController();
+    const timeout = AbortSignal.timeout(Math.max(Math.ceil(this.deadline - nowMs()), 1));
     this.controller = controller;
-    init.signal = controller.signal;
+    this.selfTimed = true;
+    init.signal = AbortSignal.any([controller.signal, timeout]);
     try {
       const response = await fetch(url, init);
       const bytes = await readBody(response);
       this.settle({ tag: "ok", val: new IncomingResponse(response.status, response.headers, bytes) });
     } catch (e) {
       // The fetch error's own text is not passed on: it could name the URL.
-      const code =
-        e instanceof BodyTooLarge
-          ? { tag: "HTTP-response-body-size", val: e.size === undefined ? undefined : BigInt(e.size) }
-          : { tag: "internal-error", val: undefined };
+      let code = { tag: "internal-error", val: undefined };
+      if (e instanceof BodyTooLarge) {
+        code = { tag: "HTTP-response-body-size", val: e.size === undefined ? undefined : BigInt(e.size) };
+      } else if (timeout.aborted) {
+        code = TIMEOUT;
+      }
       this.settle({ tag: "err", val: code });
     }
   }

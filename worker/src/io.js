@@ -17,6 +17,8 @@ const WRITE_PERMIT_BYTES = 1 << 20;
 const WRITE_PERMIT = BigInt(WRITE_PERMIT_BYTES);
 // setTimeout's largest delay; a longer wait is re-armed when it fires.
 const MAX_DELAY_MS = 0x7fffffff;
+// How much later than a clock deadline a wait may end when a self-timed target bounds it.
+const SELF_TIMED_SLACK_MS = 5;
 const EMPTY = new Uint8Array(0);
 
 // wasi:io/error. The guest only drops it or asks for its text.
@@ -31,8 +33,10 @@ export class IoError {
 }
 
 // A pollable over a `target`: `ready()`, and optionally `arm(wake)` (call `wake` once when ready
-// may have changed), `deadline` (performance-clock milliseconds) and `expire()` (called once the
-// deadline has passed). No target means always ready (in-memory streams, past instants).
+// may have changed), `deadline` (performance-clock milliseconds), `expire()` (called once the
+// deadline has passed) and `selfTimed` (true once the target wakes its waiters by its deadline on
+// its own, as an upstream answer under its fetch's timeout signal does). No target means always
+// ready (in-memory streams, past instants).
 export class Pollable {
   constructor(target = null) {
     this.target = target;
@@ -61,20 +65,28 @@ function readyIndices(list) {
   return out;
 }
 
-// Resolves with the ready indices once any pollable of `list` is ready. One timer serves the
-// whole wait, set for the earliest deadline in the list and cleared when the wait ends: the
-// guest's poll on an upstream answer and its own deadline costs one timer, not one each.
+// Resolves with the ready indices once any pollable of `list` is ready. At most one timer serves
+// the whole wait, set for the earliest deadline in the list and cleared when the wait ends. None
+// when a self-timed target is due by then (within SELF_TIMED_SLACK_MS): the guest polls an
+// upstream answer beside its own deadline, the same instant, and a timer set and cleared per
+// outgoing call is a measurable share of a request's CPU in workerd.
 function waitAny(list) {
   return new Promise((resolve) => {
     let timer = null;
     let settled = false;
     const armTimer = () => {
       let at = Infinity;
+      let selfAt = Infinity;
       for (const pollable of list) {
-        const deadline = pollable.target?.deadline;
-        if (deadline < at) at = deadline;
+        const target = pollable.target;
+        const deadline = target?.deadline;
+        if (target?.selfTimed) {
+          if (deadline < selfAt) selfAt = deadline;
+        } else if (deadline < at) {
+          at = deadline;
+        }
       }
-      if (at === Infinity) return;
+      if (at === Infinity || selfAt <= at + SELF_TIMED_SLACK_MS) return;
       timer = setTimeout(wake, Math.min(Math.max(Math.ceil(at - nowMs()), 0), MAX_DELAY_MS));
     };
     const wake = () => {

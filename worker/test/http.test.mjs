@@ -53,6 +53,10 @@ before(async () => {
         }
         case "/hang":
           return; // never answers
+        case "/stall-body":
+          // Headers and a tenth of the body, then nothing.
+          res.writeHead(200, { "content-length": "100" });
+          return res.write("x".repeat(10));
         case "/echo":
           res.writeHead(200, { "content-type": "text/plain" });
           return res.end(`${req.method} ${entry.body}`);
@@ -211,11 +215,53 @@ test("a hanging upstream ends in HTTP-response-timeout at the request's timeout,
   assert.ok(hung?.closedEarly, "the hung exchange was not aborted");
 });
 
+test("a body that stalls after the headers ends in HTTP-response-timeout at the deadline, aborted", async () => {
+  const { request, options } = outgoing(`${origin}/stall-body`, { timeoutMs: 300 });
+  const started = performance.now();
+  const future = handler().handle(request, options);
+  assert.deepEqual(await wait(future, 5000), [0]);
+  const elapsed = performance.now() - started;
+  assert.ok(elapsed >= 290 && elapsed < 2000, `answered after ${elapsed} ms`);
+  assert.deepEqual(future.get(), { tag: "ok", val: { tag: "err", val: { tag: "HTTP-response-timeout" } } });
+  await new Promise((r) => setTimeout(r, 100));
+  assert.ok(seen.filter((s) => s.path === "/stall-body").at(-1)?.closedEarly, "the stalled exchange was not aborted");
+});
+
+// setTimeout calls made by the shim while `run` waits.
+async function timersDuring(run) {
+  const original = globalThis.setTimeout;
+  let calls = 0;
+  globalThis.setTimeout = (...args) => {
+    calls++;
+    return original(...args);
+  };
+  try {
+    return { result: await run(), calls };
+  } finally {
+    globalThis.setTimeout = original;
+  }
+}
+
+test("a wait on an upstream answer beside the guest's own, same deadline arms no timer of ours", async () => {
+  const { request, options } = outgoing(`${origin}/hang`, { timeoutMs: 250 });
+  const future = handler().handle(request, options);
+  const { result, calls } = await timersDuring(() => wait(future, 250));
+  // The fetch's own timeout signal ended the wait (the guest's deadline, set a moment later, may
+  // or may not be due yet).
+  assert.equal(result[0], 0);
+  assert.equal(calls, 0, "the wait armed a timer");
+  assert.deepEqual(future.get(), { tag: "ok", val: { tag: "err", val: { tag: "HTTP-response-timeout" } } });
+});
+
 test("a guest that gives up first gets its deadline, and dropping the future aborts the fetch", async () => {
   const { request, options } = outgoing(`${origin}/hang`, { timeoutMs: 10000 });
   const future = handler().handle(request, options);
   const count = seen.filter((s) => s.path === "/hang").length;
-  assert.deepEqual(await wait(future, 100), [1]);
+  // Its deadline is well before the answer's: this wait needs a timer of its own.
+  const { result, calls } = await timersDuring(() => wait(future, 100));
+  assert.deepEqual(result, [1]);
+  // One, or more when a timer fires before the clock reads its instant and is re-armed.
+  assert.ok(calls >= 1, "the guest's earlier deadline armed no timer");
   assert.equal(future.get(), undefined, "no answer yet");
   future[dispose]();
   await new Promise((r) => setTimeout(r, 200));
