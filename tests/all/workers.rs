@@ -1077,9 +1077,29 @@ fn bench_side_by_side() {
 
     let mut rows: Vec<Row> = Vec::new();
     let mut cold: Vec<(&'static str, ColdStart)> = Vec::new();
-    let labels = ["TypeScript worker", "our Worker", "make serve (host)"];
+    let floor_js =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/all/workers/floor.js");
+    let floor_date = workerd::compatibility_date().unwrap();
+    let labels = [
+        "TypeScript worker",
+        FLOOR,
+        "our Worker",
+        "make serve (host)",
+    ];
     for label in labels {
         let started = match label {
+            FLOOR => {
+                let worker = ModuleWorker {
+                    name: "floor",
+                    main: &floor_js,
+                    compatibility_date: &floor_date,
+                    bindings: vec![
+                        ("WACHT_API_KEY".to_string(), s.api_key()),
+                        ("WACHT_BACKEND_API_URL".to_string(), s.url()),
+                    ],
+                };
+                Workerd::start_module("bench-floor", &worker).map(|w| Server::Workerd(w, "floor"))
+            }
             "TypeScript worker" => {
                 let Some(ts) = &ts else { continue };
                 let worker = ModuleWorker {
@@ -1113,6 +1133,7 @@ fn bench_side_by_side() {
         };
         if let Server::Workerd(w, _) = &server
             && let Some(c) = w.cold_start
+            && label != FLOOR
         {
             cold.push((label, c));
         }
@@ -1127,7 +1148,7 @@ fn bench_side_by_side() {
                 r.dump().chars().take(600).collect::<String>()
             )),
             (Err(e), _) => Some(format!("a stand-in session token got no answer: {e:#}")),
-            (_, Ok(r)) if r.status == 200 => Some(format!(
+            (_, Ok(r)) if r.status == 200 && label != FLOOR => Some(format!(
                 "a token signed by another key got 200:\n{}",
                 r.dump().chars().take(600).collect::<String>()
             )),
@@ -1147,17 +1168,39 @@ fn bench_side_by_side() {
             panic!("{message}");
         }
         let singles = [single.clone()];
-        for (tokens, values) in [
-            ("1 repeated", &singles[..]),
-            ("20,000 distinct", &distinct[..]),
-        ] {
+        let no_credential = ["-".to_string()];
+        // The TypeScript worker has no 401 row: without a credential it throws (a 500).
+        let runs: &[(&str, &str, &[String])] = match label {
+            FLOOR => &[
+                (UNCHECKED, "authorization", &singles[..]),
+                (NO_CREDENTIAL, "x-bench", &no_credential[..]),
+            ],
+            "TypeScript worker" => &[
+                ("1 repeated", "authorization", &singles[..]),
+                ("20,000 distinct", "authorization", &distinct[..]),
+            ],
+            _ => &[
+                ("1 repeated", "authorization", &singles[..]),
+                ("20,000 distinct", "authorization", &distinct[..]),
+                (NO_CREDENTIAL, "x-bench", &no_credential[..]),
+            ],
+        };
+        for &(tokens, header, values) in runs {
             let next = AtomicUsize::new(0);
-            let check = |r: &Response| users.matches(r);
+            let check = |r: &Response| {
+                if tokens == NO_CREDENTIAL {
+                    r.status == 401
+                        && serde_json::from_slice::<Value>(&r.body)
+                            .is_ok_and(|v| v["error"] == "missing_credentials")
+                } else {
+                    users.matches(r)
+                }
+            };
             let _ = drive(
                 server.addr(),
                 conns,
                 Duration::from_secs(1),
-                "authorization",
+                header,
                 values,
                 &next,
                 &check,
@@ -1168,7 +1211,7 @@ fn bench_side_by_side() {
                 server.addr(),
                 conns,
                 Duration::from_secs(secs),
-                "authorization",
+                header,
                 values,
                 &next,
                 &check,
@@ -1224,6 +1267,14 @@ fn bench_side_by_side() {
     );
     println!("{}", cold_start_table(&cold));
 }
+
+/// The side-by-side row that checks no credential (tests/all/workers/floor.js): what one users
+/// fetch costs a Worker in workerd, the floor under every authenticated row.
+const FLOOR: &str = "fetch floor (JS)";
+/// The floor's token column: it lets any Authorization header in.
+const UNCHECKED: &str = "(none checked)";
+/// The rows without a credential: a 401 JSON answer, no upstream call.
+const NO_CREDENTIAL: &str = "no credential";
 
 /// Start-up of each workerd in the side-by-side run: spawn to listening (workerd itself, the
 /// Worker's compile and global scope), then its first request (for our Worker the instantiation of
@@ -1305,7 +1356,7 @@ fn side_by_side_table(
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "\n== Side by side: the guide's TypeScript worker vs our Worker vs make serve =="
+        "\n== Side by side: the guide's TypeScript worker vs our Worker vs make serve, over a fetch floor =="
     );
     let _ = writeln!(
         out,
@@ -1321,11 +1372,16 @@ fn side_by_side_table(
         "TypeScript worker = ../shared/seed/ts-worker bundled by `wrangler deploy --dry-run` \
          (target/ts-worker/dist/index.js) in plain workerd; our Worker = worker/dist \
          (make worker-build) in plain workerd, instance pool; make serve = \
-         target/host/wacht-admin-host with target/host-verifier/.../wacht_admin.wasm."
+         target/host/wacht-admin-host with target/host-verifier/.../wacht_admin.wasm; fetch floor = \
+         tests/all/workers/floor.js in plain workerd, one users fetch passed on and no credential \
+         checked (the least any Worker does; its ratios are vs the TypeScript worker's repeated \
+         token). no credential = the same GET without one: a 401 JSON answer, no upstream call (the \
+         TypeScript worker throws there, so it has no such row). CPU - floor = a row's CPU ms/req \
+         minus the floor's with a credential, or without one for the no-credential rows."
     );
     let _ = writeln!(
         out,
-        "{:<18} {:<16} {:>8} {:>11} {:>8} {:>8} {:>7} {:>8} {:>11} {:>10} {:>8}",
+        "{:<18} {:<16} {:>8} {:>11} {:>8} {:>8} {:>7} {:>8} {:>11} {:>10} {:>11} {:>8}",
         "server",
         "session tokens",
         "req/s",
@@ -1336,12 +1392,25 @@ fn side_by_side_table(
         "200s",
         "req/s vs TS",
         "CPU vs TS",
+        "CPU - floor",
         "RSS MiB"
     );
+    // The floor row of the same kind: with a credential, or without one.
+    let floor = |tokens: &str| {
+        rows.iter()
+            .find(|f| f.server == FLOOR && (f.tokens == NO_CREDENTIAL) == (tokens == NO_CREDENTIAL))
+            .and_then(|f| f.cpu_ms)
+    };
     for r in rows {
+        // The floor checks no token: it is set beside the TypeScript worker's repeated-token row.
+        let tokens = if r.tokens == UNCHECKED {
+            "1 repeated"
+        } else {
+            r.tokens
+        };
         let base = rows
             .iter()
-            .find(|b| b.server == "TypeScript worker" && b.tokens == r.tokens);
+            .find(|b| b.server == "TypeScript worker" && b.tokens == tokens);
         let rps_ratio = base
             .filter(|b| b.rps > 0.0)
             .map_or("n/a".to_string(), |b| format!("{:.2}x", r.rps / b.rps));
@@ -1349,9 +1418,13 @@ fn side_by_side_table(
             (Some(b), Some(c)) if b > 0.0 => format!("{:.2}x", c / b),
             _ => "n/a".to_string(),
         };
+        let over_floor = match (floor(r.tokens), r.cpu_ms) {
+            (Some(f), Some(c)) => format!("{:+.3}", c - f),
+            _ => "n/a".to_string(),
+        };
         let _ = writeln!(
             out,
-            "{:<18} {:<16} {:>8.0} {:>11} {:>8.2} {:>8.2} {:>7} {:>8} {:>11} {:>10} {:>8}",
+            "{:<18} {:<16} {:>8.0} {:>11} {:>8.2} {:>8.2} {:>7} {:>8} {:>11} {:>10} {:>11} {:>8}",
             r.server,
             r.tokens,
             r.rps,
@@ -1362,6 +1435,7 @@ fn side_by_side_table(
             r.ok,
             rps_ratio,
             cpu_ratio,
+            over_floor,
             r.rss_mib.map_or("n/a".to_string(), |m| format!("{m:.0}")),
         );
     }

@@ -479,7 +479,7 @@ fn workerd_binary() -> anyhow::Result<PathBuf> {
 }
 
 /// `compatibility_date` from the root wrangler.toml, so the test runs what deploy would.
-fn compatibility_date() -> anyhow::Result<String> {
+pub fn compatibility_date() -> anyhow::Result<String> {
     let toml = std::fs::read_to_string(repo_root().join("wrangler.toml"))?;
     toml.lines()
         .filter_map(|l| l.trim().strip_prefix("compatibility_date"))
