@@ -48,7 +48,8 @@ serve: build
 ## bench: req/s and p50/p99 at 1 and 16 connections, wrk at 4, upstream alone, ES256 cost, cold start, JWKS calls
 # Then the Worker in workerd (pool vs one instance per request), then one side-by-side table: the guide's
 # TypeScript worker (../shared/seed/ts-worker, in plain workerd) vs our Worker vs make serve, with one session
-# token repeated and with 20,000 distinct ones (tests/all/workers.rs, bench_side_by_side).
+# token repeated, with 20,000 distinct ones and with none, over a fetch floor (a JS Worker that checks nothing;
+# tests/all/workers.rs, bench_side_by_side).
 bench: build
 	@command -v wrk >/dev/null || { $$([ "$$(id -u)" = 0 ] || echo sudo) apt-get update -qq && \
 		$$([ "$$(id -u)" = 0 ] || echo sudo) apt-get install -y -qq wrk; } || \
