@@ -10,6 +10,13 @@ use crate::jwt;
 /// Machine credentials are short (`<prefix>_<43 chars>`); anything longer is not sent anywhere.
 pub const MAX_MACHINE_CREDENTIAL_BYTES: usize = 512;
 
+/// Every value of the access log's `credential` field ([`Credential::kind`]): the native host
+/// labels its metrics with these.
+pub const KINDS: [&str; 3] = [SESSION, API_KEY, OAUTH_ACCESS_TOKEN];
+const SESSION: &str = "session";
+const API_KEY: &str = "api_key";
+const OAUTH_ACCESS_TOKEN: &str = "oauth_access_token";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Credential<'a> {
     Session(&'a str),
@@ -35,9 +42,9 @@ impl Credential<'_> {
     /// For the access log: the kind, never the value.
     pub fn kind(&self) -> &'static str {
         match self {
-            Credential::Session(_) => "session",
-            Credential::ApiKey(_) => "api_key",
-            Credential::OAuthAccessToken(_) => "oauth_access_token",
+            Credential::Session(_) => SESSION,
+            Credential::ApiKey(_) => API_KEY,
+            Credential::OAuthAccessToken(_) => OAUTH_ACCESS_TOKEN,
         }
     }
 }

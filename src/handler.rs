@@ -28,6 +28,13 @@ pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 const MAX_JWKS_BYTES: usize = 64 * 1024;
 const MAX_USER_AGENT_BYTES: usize = 512;
 pub const USER_AGENT: &str = concat!("wacht-admin/", env!("CARGO_PKG_VERSION"));
+/// The access log line's first word (text) or `msg` (JSON): how a host finds it among the
+/// component's stderr lines.
+pub const ACCESS_LOG_MSG: &str = "wacht-admin";
+/// Every value of the access log's `token_cache` field.
+pub const TOKEN_CACHE_RESULTS: [&str; 2] = [TOKEN_CACHE_HIT, TOKEN_CACHE_MISS];
+const TOKEN_CACHE_HIT: &str = "hit";
+const TOKEN_CACHE_MISS: &str = "miss";
 
 /// The incoming request, as far as the core needs it.
 pub struct Incoming<'a> {
@@ -147,7 +154,7 @@ impl Outcome {
         let tenths = duration_ns.saturating_add(50_000) / 100_000;
         match format {
             LogFormat::Json => serde_json::json!({
-                "msg": "wacht-admin",
+                "msg": ACCESS_LOG_MSG,
                 "method": method,
                 "path": path,
                 "status": status,
@@ -159,7 +166,7 @@ impl Outcome {
             })
             .to_string(),
             LogFormat::Text => format!(
-                "wacht-admin method={method} path={path} status={status} credential={} gateway_request_id={} upstream_status={} token_cache={} duration_ms={}.{}",
+                "{ACCESS_LOG_MSG} method={method} path={path} status={status} credential={} gateway_request_id={} upstream_status={} token_cache={} duration_ms={}.{}",
                 self.credential.unwrap_or("-"),
                 request_id.as_deref().unwrap_or("-"),
                 self.upstream_status
@@ -264,7 +271,13 @@ impl Flow<'_> {
                 .tokens
                 .get(d, keys, rules.now, rules.skew, capacity)
         });
-        self.token_cache = digest.map(|_| if cached.is_some() { "hit" } else { "miss" });
+        self.token_cache = digest.map(|_| {
+            if cached.is_some() {
+                TOKEN_CACHE_HIT
+            } else {
+                TOKEN_CACHE_MISS
+            }
+        });
         let requirements = Requirements {
             permissions: &config.required_permissions,
             organization: config.required_organization.as_deref(),

@@ -12,6 +12,8 @@ use std::sync::PoisonError;
 
 use tracing::Dispatch;
 use tracing_subscriber::fmt::MakeWriter;
+use wacht_admin::credentials::KINDS;
+use wacht_admin::handler::{ACCESS_LOG_MSG, TOKEN_CACHE_RESULTS};
 
 use crate::settings::{LogFormat, LogSink};
 
@@ -203,12 +205,15 @@ impl ComponentLine {
 
     fn parse(line: &str) -> Option<ComponentLine> {
         let line = line.trim();
-        if let Some(fields) = line.strip_prefix("wacht-admin ") {
+        if let Some(fields) = line
+            .strip_prefix(ACCESS_LOG_MSG)
+            .and_then(|rest| rest.strip_prefix(' '))
+        {
             let mut parsed = ComponentLine::default();
             for (key, value) in fields.split_whitespace().filter_map(|f| f.split_once('=')) {
                 match key {
-                    "credential" => parsed.credential = word(value, CREDENTIALS),
-                    "token_cache" => parsed.token_cache = word(value, CACHE_RESULTS),
+                    "credential" => parsed.credential = word(value, &KINDS),
+                    "token_cache" => parsed.token_cache = word(value, &TOKEN_CACHE_RESULTS),
                     _ => {}
                 }
             }
@@ -217,13 +222,13 @@ impl ComponentLine {
         if line.starts_with('{') {
             // Only the three fields, borrowed where unescaped: no map built per request.
             let v: JsonLine<'_> = serde_json::from_str(line).ok()?;
-            if v.msg != "wacht-admin" {
+            if v.msg != ACCESS_LOG_MSG {
                 return None;
             }
             let field = |f: Option<Cow<'_, str>>, words| f.and_then(|f| word(&f, words));
             return Some(ComponentLine {
-                credential: field(v.credential, CREDENTIALS),
-                token_cache: field(v.token_cache, CACHE_RESULTS),
+                credential: field(v.credential, &KINDS),
+                token_cache: field(v.token_cache, &TOKEN_CACHE_RESULTS),
             });
         }
         None
@@ -240,9 +245,6 @@ struct JsonLine<'a> {
     #[serde(borrow, default)]
     token_cache: Option<Cow<'a, str>>,
 }
-
-const CREDENTIALS: &[&str] = &["session", "api_key", "oauth_access_token"];
-const CACHE_RESULTS: &[&str] = &["hit", "miss"];
 
 /// `value` as one of `words`; `-` (none) is `None`, anything else `other`.
 fn word(value: &str, words: &[&'static str]) -> Option<&'static str> {
