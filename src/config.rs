@@ -36,6 +36,12 @@ pub enum ConfigError {
     EmptyList(&'static str),
     #[error("{0} is not a JWK set with at least one usable ES256, ES384 or RS256 key")]
     InvalidJwks(&'static str),
+    #[error("{0} must be the deployment's decimal id (digits only)")]
+    DeploymentId(&'static str),
+    #[error(
+        "{0} is not set: API keys and OAuth access tokens are refused until it names this deployment"
+    )]
+    MissingDeploymentId(&'static str),
     #[error("{0} must be one of cf-connecting-ip, x-forwarded-for, none")]
     ClientIpHeader(&'static str),
     #[error("{0} must be text or json")]
@@ -163,6 +169,10 @@ pub struct Config {
     pub gateway_permissions: Vec<String>,
     pub required_organization: Option<String>,
     pub required_workspace: Option<String>,
+    /// `WACHT_DEPLOYMENT_ID`: a gateway grant counts only when it names this deployment.
+    deployment_id: Option<u64>,
+    /// `WACHT_GATEWAY_APPS`: the `app_slug`s whose machine credentials count; empty means any.
+    pub gateway_apps: Vec<String>,
     pub clock_skew_secs: u64,
     pub upstream_timeout_ms: u64,
     pub token_cache_size: usize,
@@ -183,6 +193,8 @@ impl std::fmt::Debug for Config {
             .field("inline_jwks", &self.inline_jwks.is_some())
             .field("required_permissions", &self.required_permissions)
             .field("gateway_permissions", &self.gateway_permissions)
+            .field("deployment_id", &self.deployment_id)
+            .field("gateway_apps", &self.gateway_apps)
             .finish_non_exhaustive()
     }
 }
@@ -257,6 +269,20 @@ impl Config {
             .map(|raw| KeySet::parse(raw.as_bytes(), verifier))
             .transpose()
             .map_err(|_| ConfigError::InvalidJwks("WACHT_JWKS"))?;
+        let deployment_id = var("WACHT_DEPLOYMENT_ID")
+            .map(|id| {
+                // Digits only (no sign, no spaces): the decimal id the gateway writes.
+                id.bytes()
+                    .all(|b| b.is_ascii_digit())
+                    .then(|| id.parse::<u64>().ok())
+                    .flatten()
+                    .ok_or(ConfigError::DeploymentId("WACHT_DEPLOYMENT_ID"))
+            })
+            .transpose()?;
+        let gateway_apps = match var("WACHT_GATEWAY_APPS") {
+            None => Vec::new(),
+            Some(_) => list("WACHT_GATEWAY_APPS", "")?,
+        };
         let cors_origins = match var("WACHT_CORS_ORIGINS") {
             None => Vec::new(),
             Some(raw) => raw
@@ -294,6 +320,8 @@ impl Config {
             gateway_permissions: list("WACHT_GATEWAY_PERMISSIONS", DEFAULT_GATEWAY_PERMISSIONS)?,
             required_organization: var("WACHT_REQUIRED_ORGANIZATION"),
             required_workspace: var("WACHT_REQUIRED_WORKSPACE"),
+            deployment_id,
+            gateway_apps,
             clock_skew_secs: number("WACHT_CLOCK_SKEW_SECS", DEFAULT_CLOCK_SKEW_SECS, 0, 300)?,
             upstream_timeout_ms: number(
                 "WACHT_UPSTREAM_TIMEOUT_MS",
@@ -317,6 +345,12 @@ impl Config {
         self.api_key
             .as_deref()
             .ok_or(ConfigError::Missing("WACHT_API_KEY"))
+    }
+
+    /// This deployment's id; required for machine credentials only.
+    pub fn deployment_id(&self) -> Result<u64, ConfigError> {
+        self.deployment_id
+            .ok_or(ConfigError::MissingDeploymentId("WACHT_DEPLOYMENT_ID"))
     }
 
     /// The frontend API (JWT issuer, JWKS host); required for session auth only.
@@ -435,6 +469,10 @@ mod tests {
             ("WACHT_CORS_ORIGINS", "https://a.example, https://*.example"),
             ("WACHT_CORS_ORIGINS", "https://a.example/"),
             ("WACHT_CORS_ORIGINS", " , "),
+            ("WACHT_DEPLOYMENT_ID", "-12"),
+            ("WACHT_DEPLOYMENT_ID", "12a"),
+            ("WACHT_DEPLOYMENT_ID", "99999999999999999999999"),
+            ("WACHT_GATEWAY_APPS", " , "),
         ];
         for (name, value) in cases {
             let err = Config::from_vars([("WACHT_API_KEY", secret), (name, value)], &Portable)
@@ -467,6 +505,24 @@ mod tests {
         assert_eq!(cfg.backend_api.authority, "127.0.0.1:9000");
         assert_eq!(cfg.backend_api.path, "/prefix");
         assert!(!cfg.backend_api.https);
+    }
+
+    #[test]
+    fn deployment_binding_settings() {
+        let cfg = Config::from_vars([("WACHT_API_KEY", "sk_x")], &Portable).unwrap();
+        let err = cfg.deployment_id().unwrap_err();
+        assert!(err.to_string().contains("WACHT_DEPLOYMENT_ID"), "{err}");
+        assert!(cfg.gateway_apps.is_empty());
+        let cfg = Config::from_vars(
+            [
+                ("WACHT_DEPLOYMENT_ID", " 1900000000000000100 "),
+                ("WACHT_GATEWAY_APPS", "dashboard, ops ,"),
+            ],
+            &Portable,
+        )
+        .unwrap();
+        assert_eq!(cfg.deployment_id(), Ok(1_900_000_000_000_000_100));
+        assert_eq!(cfg.gateway_apps, ["dashboard", "ops"]);
     }
 
     #[test]

@@ -1,11 +1,12 @@
-//! Which credential a request carries, and where it goes: a JWT-shaped bearer value is a
-//! session token (verified here, never sent to the gateway); any other bearer value or an
-//! `x-api-key` header is a machine credential, checked through the Wacht gateway.
+//! Which credential a request carries, and where it goes. API keys (`<prefix>_<43 base64url>`)
+//! and opaque OAuth tokens (`oat_…`) never contain a `.`, so a bearer value with a `.` is a
+//! session token: verified here or refused, never sent to the gateway, whatever else is wrong
+//! with it (padding, `+`/`/`, a trailing dot). Any other bearer value or an `x-api-key` header is
+//! a machine credential, checked through the Wacht gateway, and only when it has a machine
+//! credential's alphabet (`[A-Za-z0-9_-]`).
 //!
 //! Cookies (`__session`) are not read: the JS SDK reads only `Authorization`, and an admin API
 //! that honoured ambient browser cookies would need CSRF defences it has no use for.
-
-use crate::jwt;
 
 /// Machine credentials are short (`<prefix>_<43 chars>`); anything longer is not sent anywhere.
 pub const MAX_MACHINE_CREDENTIAL_BYTES: usize = 512;
@@ -34,6 +35,10 @@ pub enum CredentialError {
     NotBearer,
     #[error("the credential is empty, too long or not printable ASCII")]
     Malformed,
+    #[error(
+        "that is not an API key or OAuth access token (letters, digits, '_' and '-' only); send session tokens as `Authorization: Bearer <token>`"
+    )]
+    NotMachineCredential,
     #[error("send exactly one Authorization or x-api-key header")]
     Ambiguous,
 }
@@ -64,7 +69,7 @@ pub fn extract<'a>(
             return Err(CredentialError::NotBearer);
         }
         let value = value.trim();
-        if jwt::looks_like_jwt(value) {
+        if value.contains('.') {
             // Length is bounded by the JWT layer, which refuses oversized tokens unparsed.
             return Ok(Credential::Session(value));
         }
@@ -85,6 +90,14 @@ fn machine_credential(value: &str) -> Result<&str, CredentialError> {
     let printable = value.bytes().all(|b| b.is_ascii_graphic());
     if value.is_empty() || value.len() > MAX_MACHINE_CREDENTIAL_BYTES || !printable {
         return Err(CredentialError::Malformed);
+    }
+    // Nothing else is a key the gateway could know, and a session token pasted into
+    // `x-api-key` (it has dots) must not leave the component either.
+    if !value
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err(CredentialError::NotMachineCredential);
     }
     Ok(value)
 }
@@ -116,11 +129,48 @@ mod tests {
             extract(Some("Bearer sk_live_abc"), None),
             Ok(Credential::ApiKey("sk_live_abc"))
         );
-        // Three segments whose header is not JSON: not a JWT.
+    }
+
+    #[test]
+    fn any_bearer_value_with_a_dot_is_a_session_token() {
+        // Not JWT-shaped, but dotted: verified here (and refused there), never sent on.
+        for value in [
+            "a.b.c",
+            "a.b",
+            ".",
+            "eyJhbGciOiJFUzI1NiJ9.e30.c2ln=",
+            "eyJhbGciOiJFUzI1NiJ9.e30.c2ln.",
+            "eyJhbGciOiJFUzI1NiJ9.e30.c2l+/w==",
+            "oat_abc.def",
+        ] {
+            assert_eq!(
+                extract(Some(&format!("Bearer {value}")), None),
+                Ok(Credential::Session(value)),
+                "{value}"
+            );
+        }
+    }
+
+    #[test]
+    fn machine_credentials_have_a_machine_alphabet() {
+        for value in ["ak+1", "ak/1", "ak=", "a~b", "ey.J"] {
+            assert_eq!(
+                extract(None, Some(value)),
+                Err(CredentialError::NotMachineCredential),
+                "{value}"
+            );
+        }
         assert_eq!(
-            extract(Some("Bearer a.b.c"), None),
-            Ok(Credential::ApiKey("a.b.c"))
+            extract(Some("Bearer ak+1"), None),
+            Err(CredentialError::NotMachineCredential)
         );
+        // A session token in x-api-key is refused, not sent to the gateway as a key.
+        assert_eq!(
+            extract(None, Some(JWT)),
+            Err(CredentialError::NotMachineCredential)
+        );
+        let key = format!("wk_live_{}", "A-_z9".repeat(8));
+        assert_eq!(extract(None, Some(&key)), Ok(Credential::ApiKey(&key)));
     }
 
     #[test]

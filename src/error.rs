@@ -89,14 +89,21 @@ impl Error {
                 "missing_credentials",
                 bearer("Bearer"),
             ),
-            Error::Credential(CredentialError::Malformed | CredentialError::Ambiguous)
-            | Error::Gateway(GatewayError::UnknownCredential) => {
-                (StatusCode::UNAUTHORIZED, "invalid_credentials", invalid())
-            }
+            Error::Credential(
+                CredentialError::Malformed
+                | CredentialError::Ambiguous
+                | CredentialError::NotMachineCredential,
+            )
+            | Error::Gateway(
+                GatewayError::UnknownCredential | GatewayError::ForeignCredential { .. },
+            ) => (StatusCode::UNAUTHORIZED, "invalid_credentials", invalid()),
             Error::Token(_) => (StatusCode::UNAUTHORIZED, "invalid_token", invalid()),
-            Error::Denied(_) | Error::Gateway(GatewayError::PermissionDenied { .. }) => {
-                (StatusCode::FORBIDDEN, "forbidden", vec![])
-            }
+            Error::Denied(_)
+            | Error::Gateway(
+                GatewayError::PermissionDenied { .. }
+                | GatewayError::AppNotAllowed { .. }
+                | GatewayError::ScopeMismatch { .. },
+            ) => (StatusCode::FORBIDDEN, "forbidden", vec![]),
             Error::Gateway(GatewayError::RateLimited {
                 retry_after_secs, ..
             }) => (
@@ -207,6 +214,39 @@ mod tests {
                 GatewayError::UnknownCredential.into(),
                 401,
                 "invalid_credentials",
+            ),
+            (
+                CredentialError::NotMachineCredential.into(),
+                401,
+                "invalid_credentials",
+            ),
+            (
+                GatewayError::ForeignCredential {
+                    deployment_id: Some("9".into()),
+                    request_id: None,
+                }
+                .into(),
+                401,
+                "invalid_credentials",
+            ),
+            (
+                GatewayError::AppNotAllowed { request_id: None }.into(),
+                403,
+                "forbidden",
+            ),
+            (
+                GatewayError::ScopeMismatch {
+                    scope: "organization",
+                    request_id: None,
+                }
+                .into(),
+                403,
+                "forbidden",
+            ),
+            (
+                ConfigError::MissingDeploymentId("WACHT_DEPLOYMENT_ID").into(),
+                500,
+                "configuration_error",
             ),
             (Denied::MissingPermission.into(), 403, "forbidden"),
             (

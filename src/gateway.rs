@@ -2,7 +2,10 @@
 //! `POST <gateway>/v1/authz/check`. Building the request body and reading the answer are pure;
 //! sending it is the adapter's job.
 //!
-//! Fail closed: any non-2xx answer or malformed body is a denial, never an allow.
+//! Fail closed: any non-2xx answer or malformed body is a denial, never an allow. And the
+//! gateway is one service for every Wacht deployment: it looks a key up globally and says
+//! `allowed: true` for *that key's own* permissions. So an answer is a grant only when its
+//! `identity` names this deployment ([`Binding`]); another deployment's key is not ours.
 
 use crate::credentials::Credential;
 use serde::{Deserialize, Serialize};
@@ -40,10 +43,35 @@ pub struct Check<'a> {
     pub required_permissions: &'a [String],
 }
 
+/// What a grant must name to count here: this deployment, and the optional narrowing of
+/// `WACHT_GATEWAY_APPS`, `WACHT_REQUIRED_ORGANIZATION` and `WACHT_REQUIRED_WORKSPACE`.
+#[derive(Debug, Clone, Copy)]
+pub struct Binding<'a> {
+    pub deployment_id: u64,
+    /// Empty: any app of this deployment.
+    pub apps: &'a [String],
+    pub organization: Option<&'a str>,
+    pub workspace: Option<&'a str>,
+}
+
 #[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
 pub enum GatewayError {
     #[error("the gateway does not know this credential")]
     UnknownCredential,
+    /// Another deployment's key or OAuth token, or an answer that names no deployment.
+    #[error("the credential does not belong to this deployment")]
+    ForeignCredential {
+        /// The deployment the gateway named (for the log), if any.
+        deployment_id: Option<String>,
+        request_id: Option<String>,
+    },
+    #[error("the credential's app is not allowed here")]
+    AppNotAllowed { request_id: Option<String> },
+    #[error("the credential is not for the required {scope}")]
+    ScopeMismatch {
+        scope: &'static str,
+        request_id: Option<String>,
+    },
     #[error("the credential lacks the required permissions")]
     PermissionDenied { request_id: Option<String> },
     #[error("the credential is rate limited")]
@@ -61,13 +89,26 @@ impl GatewayError {
     pub fn request_id(&self) -> Option<&str> {
         match self {
             GatewayError::PermissionDenied { request_id }
-            | GatewayError::RateLimited { request_id, .. } => request_id.as_deref(),
+            | GatewayError::RateLimited { request_id, .. }
+            | GatewayError::ForeignCredential { request_id, .. }
+            | GatewayError::AppNotAllowed { request_id }
+            | GatewayError::ScopeMismatch { request_id, .. } => request_id.as_deref(),
+            GatewayError::UnknownCredential
+            | GatewayError::BadStatus(_)
+            | GatewayError::Malformed => None,
+        }
+    }
+
+    /// The other deployment a refused credential belongs to, for the log.
+    pub fn foreign_deployment(&self) -> Option<&str> {
+        match self {
+            GatewayError::ForeignCredential { deployment_id, .. } => deployment_id.as_deref(),
             _ => None,
         }
     }
 }
 
-/// What an allowed check tells us; kept for the access log.
+/// What a grant tells us; kept for the access log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Allowed {
     pub request_id: Option<String>,
@@ -99,10 +140,36 @@ struct CheckAnswer {
     reason: Option<String>,
     /// Milliseconds.
     retry_after: Option<f64>,
+    /// `null` in some answers; absent in older ones. Both mean "names no deployment".
+    #[serde(default)]
+    identity: Option<Identity>,
 }
 
-/// Reads the gateway's answer: `Ok` only for a well-formed 2xx answer with `allowed: true`.
-pub fn interpret(status: u16, body: &[u8]) -> Result<Allowed, GatewayError> {
+/// The owner of the checked credential, as the gateway names it (ids are decimal strings).
+/// Other members (`key_name`, membership ids, ...) are not needed here.
+#[derive(Deserialize)]
+struct Identity {
+    deployment_id: Option<String>,
+    app_slug: Option<String>,
+    organization_id: Option<String>,
+    workspace_id: Option<String>,
+}
+
+impl Identity {
+    fn is_deployment(&self, id: u64) -> bool {
+        // Decimal strings compared as numbers: a leading zero or sign cannot make two ids differ
+        // or match by spelling.
+        self.deployment_id
+            .as_deref()
+            .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|d| d.parse::<u64>().ok())
+            == Some(id)
+    }
+}
+
+/// Reads the gateway's answer: `Ok` only for a well-formed 2xx answer with `allowed: true`
+/// whose `identity` is this deployment's and fits `binding`'s narrowing.
+pub fn interpret(status: u16, body: &[u8], binding: &Binding<'_>) -> Result<Allowed, GatewayError> {
     match status {
         200..=299 => {}
         401 => return Err(GatewayError::UnknownCredential),
@@ -112,10 +179,51 @@ pub fn interpret(status: u16, body: &[u8]) -> Result<Allowed, GatewayError> {
         return Err(GatewayError::Malformed);
     }
     let answer: CheckAnswer = serde_json::from_slice(body).map_err(|_| GatewayError::Malformed)?;
-    if answer.allowed {
-        return Ok(Allowed {
-            request_id: answer.request_id,
+    let request_id = answer.request_id;
+    // Another deployment's credential is not ours, whatever the gateway decided for it: its
+    // denials and rate limits are no business of this API either.
+    if let Some(identity) = &answer.identity
+        && identity.deployment_id.is_some()
+        && !identity.is_deployment(binding.deployment_id)
+    {
+        return Err(GatewayError::ForeignCredential {
+            deployment_id: identity.deployment_id.clone(),
+            request_id,
         });
+    }
+    if answer.allowed {
+        let Some(identity) = answer
+            .identity
+            .filter(|i| i.is_deployment(binding.deployment_id))
+        else {
+            return Err(GatewayError::ForeignCredential {
+                deployment_id: None,
+                request_id,
+            });
+        };
+        if !binding.apps.is_empty()
+            && !identity
+                .app_slug
+                .as_ref()
+                .is_some_and(|app| binding.apps.contains(app))
+        {
+            return Err(GatewayError::AppNotAllowed { request_id });
+        }
+        for (scope, required, actual) in [
+            (
+                "organization",
+                binding.organization,
+                &identity.organization_id,
+            ),
+            ("workspace", binding.workspace, &identity.workspace_id),
+        ] {
+            if let Some(required) = required
+                && actual.as_deref() != Some(required)
+            {
+                return Err(GatewayError::ScopeMismatch { scope, request_id });
+            }
+        }
+        return Ok(Allowed { request_id });
     }
     match answer.reason.as_deref() {
         Some("rate_limited") => {
@@ -127,12 +235,10 @@ pub fn interpret(status: u16, body: &[u8]) -> Result<Allowed, GatewayError> {
             let secs = (ms / 1000.0).ceil().clamp(1.0, 86_400.0) as u64;
             Err(GatewayError::RateLimited {
                 retry_after_secs: secs,
-                request_id: answer.request_id,
+                request_id,
             })
         }
-        _ => Err(GatewayError::PermissionDenied {
-            request_id: answer.request_id,
-        }),
+        _ => Err(GatewayError::PermissionDenied { request_id }),
     }
 }
 
@@ -172,13 +278,194 @@ mod tests {
         );
     }
 
-    fn answer(allowed: bool, reason: serde_json::Value, retry_after: serde_json::Value) -> Vec<u8> {
+    const OURS: u64 = 1_900_000_000_000_000_100;
+    const BINDING: Binding<'static> = Binding {
+        deployment_id: OURS,
+        apps: &[],
+        organization: None,
+        workspace: None,
+    };
+
+    /// An API key's identity in this deployment, as the gateway writes it.
+    fn identity() -> serde_json::Value {
+        json!({"key_id":"9","deployment_id":OURS.to_string(),"app_slug":"dashboard","key_name":"ci",
+               "owner_user_id":"5","organization_id":"7","workspace_id":"8",
+               "organization_membership_id":null,"workspace_membership_id":null})
+    }
+
+    fn answer_with(
+        allowed: bool,
+        reason: serde_json::Value,
+        retry_after: serde_json::Value,
+        identity: serde_json::Value,
+    ) -> Vec<u8> {
         serde_json::to_vec(
             &json!({"request_id":"req_1","allowed":allowed,"reason":reason,"blocked_rule":null,
-            "identity":{"key_id":"9"},"permissions":["user:read"],"metadata":{},"rate_limits":[],
+            "identity":identity,"permissions":["user:read"],"metadata":{},"rate_limits":[],
             "retry_after":retry_after,"headers":{}}),
         )
         .unwrap()
+    }
+
+    fn answer(allowed: bool, reason: serde_json::Value, retry_after: serde_json::Value) -> Vec<u8> {
+        answer_with(allowed, reason, retry_after, identity())
+    }
+
+    fn interpret(status: u16, body: &[u8]) -> Result<Allowed, GatewayError> {
+        super::interpret(status, body, &BINDING)
+    }
+
+    fn allowed_as(
+        identity: serde_json::Value,
+        binding: &Binding<'_>,
+    ) -> Result<Allowed, GatewayError> {
+        super::interpret(
+            200,
+            &answer_with(true, json!(null), json!(null), identity),
+            binding,
+        )
+    }
+
+    fn foreign(deployment_id: Option<&str>) -> Result<Allowed, GatewayError> {
+        Err(GatewayError::ForeignCredential {
+            deployment_id: deployment_id.map(String::from),
+            request_id: Some("req_1".into()),
+        })
+    }
+
+    #[test]
+    fn a_grant_must_name_this_deployment() {
+        let mut other = identity();
+        other["deployment_id"] = json!("1900000000000000999");
+        assert_eq!(
+            allowed_as(other.clone(), &BINDING),
+            foreign(Some("1900000000000000999"))
+        );
+        // Its denials and rate limits are not ours to report either.
+        for reason in ["permission_denied", "rate_limited"] {
+            assert_eq!(
+                super::interpret(
+                    200,
+                    &answer_with(false, json!(reason), json!(900), other.clone()),
+                    &BINDING
+                ),
+                foreign(Some("1900000000000000999")),
+                "{reason}"
+            );
+        }
+        // No identity, a null one, or one without a deployment: a grant for nobody we know.
+        let mut nameless = identity();
+        nameless.as_object_mut().unwrap().remove("deployment_id");
+        for identity in [
+            json!(null),
+            json!({}),
+            nameless,
+            json!({"deployment_id": null}),
+        ] {
+            assert_eq!(
+                allowed_as(identity.clone(), &BINDING),
+                foreign(None),
+                "{identity}"
+            );
+        }
+        let body = br#"{"request_id":"req_1","allowed":true,"reason":null,"retry_after":null}"#;
+        assert_eq!(interpret(200, body), foreign(None));
+        // Spellings that are not the decimal id: refused, never matched loosely.
+        for id in [
+            json!(OURS),
+            json!(format!("+{OURS}")),
+            json!(format!(" {OURS}")),
+            json!(""),
+            json!("abc"),
+        ] {
+            let mut odd = identity();
+            odd["deployment_id"] = id.clone();
+            assert!(
+                matches!(
+                    allowed_as(odd, &BINDING),
+                    Err(GatewayError::ForeignCredential { .. }) | Err(GatewayError::Malformed)
+                ),
+                "{id}"
+            );
+        }
+        // A leading zero is the same number.
+        let mut padded = identity();
+        padded["deployment_id"] = json!(format!("0{OURS}"));
+        assert!(allowed_as(padded, &BINDING).is_ok());
+        assert_eq!(
+            GatewayError::ForeignCredential {
+                deployment_id: Some("3".into()),
+                request_id: None
+            }
+            .foreign_deployment(),
+            Some("3")
+        );
+    }
+
+    #[test]
+    fn optional_narrowing_by_app_organization_and_workspace() {
+        let apps = ["dashboard".to_string(), "ops".to_string()];
+        let narrowed = Binding {
+            apps: &apps,
+            ..BINDING
+        };
+        assert!(allowed_as(identity(), &narrowed).is_ok());
+        let mut other_app = identity();
+        other_app["app_slug"] = json!("billing");
+        assert_eq!(
+            allowed_as(other_app, &narrowed),
+            Err(GatewayError::AppNotAllowed {
+                request_id: Some("req_1".into())
+            })
+        );
+        let mut no_app = identity();
+        no_app["app_slug"] = json!(null);
+        assert!(matches!(
+            allowed_as(no_app.clone(), &narrowed),
+            Err(GatewayError::AppNotAllowed { .. })
+        ));
+        assert!(
+            allowed_as(no_app, &BINDING).is_ok(),
+            "no allowlist: any app"
+        );
+
+        let org = Binding {
+            organization: Some("7"),
+            workspace: Some("8"),
+            ..BINDING
+        };
+        assert!(allowed_as(identity(), &org).is_ok());
+        let wrong_org = Binding {
+            organization: Some("70"),
+            ..BINDING
+        };
+        assert_eq!(
+            allowed_as(identity(), &wrong_org),
+            Err(GatewayError::ScopeMismatch {
+                scope: "organization",
+                request_id: Some("req_1".into())
+            })
+        );
+        let wrong_ws = Binding {
+            workspace: Some("80"),
+            ..BINDING
+        };
+        assert!(matches!(
+            allowed_as(identity(), &wrong_ws),
+            Err(GatewayError::ScopeMismatch {
+                scope: "workspace",
+                ..
+            })
+        ));
+        // An OAuth token's identity has no organization: it cannot meet a required one.
+        let mut oauth = identity();
+        oauth["organization_id"] = json!(null);
+        oauth["workspace_id"] = json!(null);
+        assert!(matches!(
+            allowed_as(oauth.clone(), &org),
+            Err(GatewayError::ScopeMismatch { .. })
+        ));
+        assert!(allowed_as(oauth, &BINDING).is_ok());
     }
 
     #[test]

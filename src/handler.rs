@@ -109,6 +109,8 @@ pub struct Outcome {
     pub reply: Reply,
     pub credential: Option<&'static str>,
     pub gateway_request_id: Option<String>,
+    /// The deployment a refused machine credential belongs to (never the credential itself).
+    pub foreign_deployment_id: Option<String>,
     pub upstream_status: Option<u16>,
     /// `hit` or `miss` for a session token that reached the token cache; `None` otherwise.
     pub token_cache: Option<&'static str>,
@@ -121,6 +123,7 @@ impl Outcome {
             reply,
             credential: None,
             gateway_request_id: None,
+            foreign_deployment_id: None,
             upstream_status: None,
             token_cache: None,
         }
@@ -149,6 +152,10 @@ impl Outcome {
             .gateway_request_id
             .as_deref()
             .map(|id| printable(id, 128));
+        let foreign = self
+            .foreign_deployment_id
+            .as_deref()
+            .map(|id| printable(id, 32));
         let status = self.reply.status().as_u16();
         // Tenths of a millisecond, rounded half up.
         let tenths = duration_ns.saturating_add(50_000) / 100_000;
@@ -160,15 +167,17 @@ impl Outcome {
                 "status": status,
                 "credential": self.credential,
                 "gateway_request_id": request_id,
+                "foreign_deployment_id": foreign,
                 "upstream_status": self.upstream_status,
                 "token_cache": self.token_cache,
                 "duration_ms": tenths as f64 / 10.0,
             })
             .to_string(),
             LogFormat::Text => format!(
-                "{ACCESS_LOG_MSG} method={method} path={path} status={status} credential={} gateway_request_id={} upstream_status={} token_cache={} duration_ms={}.{}",
+                "{ACCESS_LOG_MSG} method={method} path={path} status={status} credential={} gateway_request_id={} foreign_deployment_id={} upstream_status={} token_cache={} duration_ms={}.{}",
                 self.credential.unwrap_or("-"),
                 request_id.as_deref().unwrap_or("-"),
+                foreign.as_deref().unwrap_or("-"),
                 self.upstream_status
                     .map_or_else(|| "-".to_string(), |s| s.to_string()),
                 self.token_cache.unwrap_or("-"),
@@ -194,6 +203,7 @@ pub fn handle(req: &Incoming<'_>, ctx: Context<'_>) -> Outcome {
         ctx,
         credential: None,
         gateway_request_id: None,
+        foreign_deployment_id: None,
         upstream_status: None,
         token_cache: None,
     };
@@ -203,6 +213,7 @@ pub fn handle(req: &Incoming<'_>, ctx: Context<'_>) -> Outcome {
         reply,
         credential: flow.credential,
         gateway_request_id: flow.gateway_request_id,
+        foreign_deployment_id: flow.foreign_deployment_id,
         upstream_status: flow.upstream_status,
         token_cache: flow.token_cache,
     }
@@ -225,6 +236,7 @@ struct Flow<'a> {
     ctx: Context<'a>,
     credential: Option<&'static str>,
     gateway_request_id: Option<String>,
+    foreign_deployment_id: Option<String>,
     upstream_status: Option<u16>,
     token_cache: Option<&'static str>,
 }
@@ -374,6 +386,14 @@ impl Flow<'_> {
         req: &Incoming<'_>,
         config: &Config,
     ) -> Result<(), Error> {
+        // Without the deployment to bind grants to, no gateway answer could count: refuse
+        // before sending the credential anywhere.
+        let binding = gateway::Binding {
+            deployment_id: config.deployment_id()?,
+            apps: &config.gateway_apps,
+            organization: config.required_organization.as_deref(),
+            workspace: config.required_workspace.as_deref(),
+        };
         let check = gateway::Check {
             credential,
             resource: request::USERS_PATH,
@@ -396,13 +416,14 @@ impl Flow<'_> {
             timeout_ms: self.timeout_ms(),
             max_body_bytes: gateway::MAX_ANSWER_BYTES,
         })?;
-        match gateway::interpret(resp.status.as_u16(), &resp.body) {
+        match gateway::interpret(resp.status.as_u16(), &resp.body, &binding) {
             Ok(allowed) => {
                 self.gateway_request_id = allowed.request_id;
                 Ok(())
             }
             Err(e) => {
                 self.gateway_request_id = e.request_id().map(String::from);
+                self.foreign_deployment_id = e.foreign_deployment().map(String::from);
                 Err(e.into())
             }
         }

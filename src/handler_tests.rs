@@ -14,6 +14,8 @@ const API_KEY: &str = "wk_test_backend_key";
 const FRONTEND: &str = "https://frontend.example.com";
 const PK: &str = "pk_test_aHR0cHM6Ly9mcm9udGVuZC5leGFtcGxlLmNvbQ";
 const NOW: u64 = 1_800_000_000;
+/// This deployment, as `WACHT_DEPLOYMENT_ID` and the gateway's `identity.deployment_id`.
+const DEPLOYMENT: &str = "1900000000000000100";
 const PAGE: &str =
     r#"{"data":[{"id":"1","first_name":"Ada"}],"has_more":false,"limit":20,"offset":0}"#;
 
@@ -64,19 +66,26 @@ fn wacht(keys: Vec<Value>) -> Fake {
     let jwks_doc = json!({ "keys": keys }).to_string();
     Fake {
         sent: vec![],
-        script: Box::new(move |s| {
-            match s.service {
+        script: Box::new(move |s| match s.service {
             Service::Jwks => ok(200, &jwks_doc),
             Service::Backend => ok(200, PAGE),
-            Service::Gateway => ok(
-                200,
-                &json!({"request_id":"req_42","allowed":true,"reason":null,"blocked_rule":null,"identity":{},
-                        "permissions":["user:read"],"metadata":{},"rate_limits":[],"retry_after":null,"headers":{}})
-                .to_string(),
-            ),
-        }
+            Service::Gateway => ok(200, &grant(identity())),
         }),
     }
+}
+
+/// An API key's `identity` in this deployment, as the gateway writes it.
+fn identity() -> Value {
+    json!({"key_id":"9","deployment_id":DEPLOYMENT,"app_slug":"dashboard","key_name":"ci",
+           "owner_user_id":"5","organization_id":"7","workspace_id":"8",
+           "organization_membership_id":null,"workspace_membership_id":null})
+}
+
+/// The gateway's `allowed: true` answer for a credential owned by `identity`.
+fn grant(identity: Value) -> String {
+    json!({"request_id":"req_42","allowed":true,"reason":null,"blocked_rule":null,"identity":identity,
+           "permissions":["user:read"],"metadata":{},"rate_limits":[],"retry_after":null,"headers":{}})
+    .to_string()
 }
 
 /// A frontend API that serves `jwk` once, then answers every JWKS fetch with `then()`.
@@ -96,7 +105,11 @@ fn jwks_once_then(jwk: Value, then: fn() -> Result<OutResponse, TransportError>)
 }
 
 fn config(extra: &[(&str, &str)]) -> Result<Config, ConfigError> {
-    let mut vars = vec![("WACHT_API_KEY", API_KEY), ("WACHT_PUBLISHABLE_KEY", PK)];
+    let mut vars = vec![
+        ("WACHT_API_KEY", API_KEY),
+        ("WACHT_PUBLISHABLE_KEY", PK),
+        ("WACHT_DEPLOYMENT_ID", DEPLOYMENT),
+    ];
     vars.extend_from_slice(extra);
     Config::from_vars(vars, &Portable)
 }
@@ -641,6 +654,158 @@ fn gateway_denials() {
     }
 }
 
+/// One machine-credential request against a gateway that answers `answer`.
+fn machine(cfg: &Result<Config, ConfigError>, answer: String) -> (Outcome, Vec<Sent>) {
+    let mut up = Fake {
+        sent: vec![],
+        script: Box::new(move |s| match s.service {
+            Service::Gateway => ok(200, &answer),
+            _ => ok(200, PAGE),
+        }),
+    };
+    let o = once("/admin/users", &[("x-api-key", "ak_1")], cfg, &mut up);
+    (o, up.sent)
+}
+
+#[test]
+fn a_grant_for_another_deployment_is_not_ours() {
+    let cfg = config(&[]);
+    let mut foreign = identity();
+    foreign["deployment_id"] = json!("1900000000000000999");
+    let (o, sent) = machine(&cfg, grant(foreign));
+    assert_eq!(status_code(&o), (401, "invalid_credentials".into()));
+    assert!(header(&o.reply, "www-authenticate").is_some());
+    assert_eq!(sent.len(), 1, "our users are never fetched for it");
+    assert_eq!(
+        o.foreign_deployment_id.as_deref(),
+        Some("1900000000000000999")
+    );
+    assert_eq!(o.gateway_request_id.as_deref(), Some("req_42"));
+    let line = o.log_line(LogFormat::Text, "GET", "/admin/users", 0);
+    assert!(
+        line.contains("foreign_deployment_id=1900000000000000999"),
+        "{line}"
+    );
+    assert!(!line.contains("ak_1"), "{line}");
+    // An answer that names no owner is no grant either.
+    for identity in [json!(null), json!({}), json!({"key_id":"9"})] {
+        let (o, sent) = machine(&cfg, grant(identity.clone()));
+        assert_eq!(
+            status_code(&o),
+            (401, "invalid_credentials".into()),
+            "{identity}"
+        );
+        assert_eq!(sent.len(), 1);
+        assert_eq!(o.foreign_deployment_id, None);
+    }
+    // Ours: granted, and nothing foreign logged.
+    let (o, sent) = machine(&cfg, grant(identity()));
+    assert_eq!(o.reply.status().as_u16(), 200);
+    assert_eq!(sent.len(), 2);
+    assert_eq!(o.foreign_deployment_id, None);
+}
+
+#[test]
+fn machine_credentials_need_the_deployment_id() {
+    let cfg = Config::from_vars(
+        [("WACHT_API_KEY", API_KEY), ("WACHT_PUBLISHABLE_KEY", PK)],
+        &Portable,
+    );
+    let (o, sent) = machine(&cfg, grant(identity()));
+    assert_eq!(status_code(&o), (500, "configuration_error".into()));
+    assert!(String::from_utf8_lossy(o.reply.body()).contains("WACHT_DEPLOYMENT_ID"));
+    assert!(sent.is_empty(), "the credential is not sent anywhere");
+    // Session-token deployments need nothing new.
+    let key = TestKey::es256(1);
+    let token = key.token(&session_claims(FRONTEND, NOW));
+    let mut up = wacht(vec![key.public_jwk()]);
+    let o = once(
+        "/admin/users",
+        &[("authorization", &bearer(&token))],
+        &cfg,
+        &mut up,
+    );
+    assert_eq!(o.reply.status().as_u16(), 200);
+}
+
+/// Extra `WACHT_*` settings of a test case.
+type Vars<'a> = &'a [(&'a str, &'a str)];
+
+#[test]
+fn machine_grants_are_narrowed_by_app_organization_and_workspace() {
+    // (settings, the credential's identity, granted; a refusal is a 403 forbidden)
+    let cases: [(Vars<'_>, Value, bool); 7] = [
+        (&[("WACHT_GATEWAY_APPS", "dashboard,ops")], identity(), true),
+        (&[("WACHT_GATEWAY_APPS", "ops")], identity(), false),
+        (&[("WACHT_REQUIRED_ORGANIZATION", "7")], identity(), true),
+        (&[("WACHT_REQUIRED_ORGANIZATION", "70")], identity(), false),
+        (&[("WACHT_REQUIRED_WORKSPACE", "80")], identity(), false),
+        // An OAuth token's identity names no organization: it cannot meet a required one.
+        (
+            &[("WACHT_REQUIRED_ORGANIZATION", "7")],
+            json!({"key_id":"3","deployment_id":DEPLOYMENT,"app_slug":"dashboard","key_name":"client",
+                   "organization_id":null,"workspace_id":null}),
+            false,
+        ),
+        (
+            &[],
+            json!({"deployment_id":DEPLOYMENT,"app_slug":null}),
+            true,
+        ),
+    ];
+    for (extra, identity, granted) in cases {
+        let (o, sent) = machine(&config(extra), grant(identity.clone()));
+        if granted {
+            assert_eq!(o.reply.status().as_u16(), 200, "{extra:?} {identity}");
+        } else {
+            assert_eq!(
+                status_code(&o),
+                (403, "forbidden".into()),
+                "{extra:?} {identity}"
+            );
+        }
+        assert_eq!(sent.len(), if granted { 2 } else { 1 });
+    }
+}
+
+#[test]
+fn dotted_bearer_values_never_reach_the_gateway() {
+    let key = TestKey::es256(1);
+    let token = key.token(&session_claims(FRONTEND, NOW));
+    for value in [
+        format!("{token}="),
+        format!("{token}."),
+        format!("{token}=="),
+        token.replacen('.', "+/.", 1),
+        "a.b".to_string(),
+        "oat_x.y".to_string(),
+    ] {
+        let mut up = wacht(vec![key.public_jwk()]);
+        let o = once(
+            "/admin/users",
+            &[("authorization", &bearer(&value))],
+            &config(&[]),
+            &mut up,
+        );
+        assert_eq!(status_code(&o), (401, "invalid_token".into()), "{value}");
+        assert_eq!(o.credential, Some("session"));
+        assert!(
+            up.sent.iter().all(|s| s.service != Service::Gateway),
+            "{value}"
+        );
+    }
+    // A session token pasted into x-api-key is refused, not sent as a key.
+    let mut up = wacht(vec![key.public_jwk()]);
+    let o = once(
+        "/admin/users",
+        &[("x-api-key", &token)],
+        &config(&[]),
+        &mut up,
+    );
+    assert_eq!(status_code(&o), (401, "invalid_credentials".into()));
+    assert!(up.sent.is_empty());
+}
+
 #[test]
 fn backend_failures_map_to_gateway_statuses() {
     let cfg = config(&[]);
@@ -678,7 +843,7 @@ fn backend_failures_map_to_gateway_statuses() {
             sent: vec![],
             script: Box::new(move |s| match s.service {
                 Service::Backend => answer.take().unwrap(),
-                _ => ok(200, r#"{"request_id":"r","allowed":true}"#),
+                _ => ok(200, &grant(identity())),
             }),
         };
         let o = once("/admin/users", &[("x-api-key", "ak_1")], &cfg, &mut up);
@@ -729,7 +894,7 @@ fn log_line_carries_no_secret() {
     let line = o.log_line(text, "GET", "/admin/users?search=secret-search", 12_345_000);
     assert_eq!(
         line,
-        "wacht-admin method=GET path=/admin/users status=200 credential=session gateway_request_id=- upstream_status=200 token_cache=miss duration_ms=12.3"
+        "wacht-admin method=GET path=/admin/users status=200 credential=session gateway_request_id=- foreign_deployment_id=- upstream_status=200 token_cache=miss duration_ms=12.3"
     );
     assert!(!line.contains(&token) && !line.contains(API_KEY) && !line.contains("secret-search"));
     let odd = o.log_line(text, "GET\n", "/a b\nc", 0);
@@ -746,7 +911,8 @@ fn log_line_carries_no_secret() {
         serde_json::from_str::<Value>(&json).unwrap(),
         json!({
             "msg": "wacht-admin", "method": "GET", "path": "/admin/users", "status": 200,
-            "credential": "session", "gateway_request_id": null, "upstream_status": 200,
+            "credential": "session", "gateway_request_id": null, "foreign_deployment_id": null,
+            "upstream_status": 200,
             "token_cache": "miss", "duration_ms": 12.3,
         })
     );
@@ -928,7 +1094,10 @@ fn the_gateway_request_id_cannot_forge_log_lines() {
         script: Box::new(|s| match s.service {
             Service::Gateway => ok(
                 200,
-                r#"{"request_id":"r1\nwacht-admin forged=1","allowed":true}"#,
+                &format!(
+                    r#"{{"request_id":"r1\nwacht-admin forged=1","allowed":true,"identity":{}}}"#,
+                    identity()
+                ),
             ),
             _ => ok(200, PAGE),
         }),
@@ -948,6 +1117,16 @@ fn the_gateway_request_id_cannot_forge_log_lines() {
     );
     let json: Value = serde_json::from_str(&o.log_line(LogFormat::Json, "GET", "/", 0)).unwrap();
     assert_eq!(json["gateway_request_id"], "r1?wacht-admin?forged=1");
+    // Nor can the deployment id a foreign credential's answer names.
+    let mut forged = identity();
+    forged["deployment_id"] = json!("1\nwacht-admin forged=1");
+    let (o, _) = machine(&config(&[]), grant(forged));
+    assert_eq!(o.reply.status().as_u16(), 401);
+    let line = o.log_line(LogFormat::Text, "GET", "/admin/users", 0);
+    assert!(
+        line.contains("foreign_deployment_id=1?wacht-admin?forged=1"),
+        "{line}"
+    );
     assert_eq!(json["token_cache"], Value::Null);
 }
 

@@ -111,15 +111,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut claims = session_claims(&standin.url(), unix_now());
     claims["exp"] = json!(unix_now() + 3600);
     let token = key.token(&claims);
-    let env = vec![
-        ("WACHT_API_KEY".to_string(), standin.api_key()),
-        (
-            "WACHT_PUBLISHABLE_KEY".to_string(),
-            standin.publishable_key(),
-        ),
-        ("WACHT_BACKEND_API_URL".to_string(), standin.url()),
-        ("WACHT_GATEWAY_URL".to_string(), standin.url()),
-    ];
+    let env = standin.component_env();
     let session = vec![("authorization".to_string(), format!("Bearer {token}"))];
     if args.es256_only {
         return es256_cost(&args, &standin, &env, &key, &claims).await;

@@ -13,11 +13,12 @@ use anyhow::Context as _;
 pub const SESSION_TTL: Duration = Duration::from_secs(3600);
 
 /// The component settings demo mode provides (any user value for them is ignored).
-pub const PROVIDED: [&str; 4] = [
+pub const PROVIDED: [&str; 5] = [
     "WACHT_API_KEY",
     "WACHT_PUBLISHABLE_KEY",
     "WACHT_BACKEND_API_URL",
     "WACHT_GATEWAY_URL",
+    "WACHT_DEPLOYMENT_ID",
 ];
 
 pub struct Demo {
@@ -76,7 +77,7 @@ impl Demo {
         &self.api_key
     }
 
-    /// The component's environment: `user`'s `WACHT_*` with the four connection settings
+    /// The component's environment: `user`'s `WACHT_*` with the connection settings
     /// replaced by the stand-in's. Also returns the names of the user's values replaced.
     pub fn env(&self, user: &[(String, String)]) -> (Vec<(String, String)>, Vec<String>) {
         let ignored: Vec<String> = user
@@ -89,16 +90,7 @@ impl Demo {
             .filter(|(k, _)| !PROVIDED.contains(&k.as_str()))
             .cloned()
             .collect();
-        let url = self.standin.url();
-        env.extend([
-            ("WACHT_API_KEY".to_string(), self.standin.api_key()),
-            (
-                "WACHT_PUBLISHABLE_KEY".to_string(),
-                self.standin.publishable_key(),
-            ),
-            ("WACHT_BACKEND_API_URL".to_string(), url.clone()),
-            ("WACHT_GATEWAY_URL".to_string(), url),
-        ]);
+        env.extend(self.standin.component_env());
         (env, ignored)
     }
 

@@ -6,7 +6,7 @@ pub mod tokens;
 pub mod users;
 
 pub use server::{
-    Credential, Endpoint, Fault, PrincipalType, Recorded, StandIn, StandInConfig,
-    publishable_key_for, random_secret,
+    Credential, DEPLOYMENT_ID, Endpoint, FOREIGN_DEPLOYMENT_ID, Fault, Identity, PrincipalType,
+    Recorded, StandIn, StandInConfig, publishable_key_for, random_secret,
 };
 pub use users::{User, sample_users};

@@ -11,7 +11,7 @@
 //! from a `#[tokio::test]`, a plain `#[test]` and a synchronous `main`. Dropping it stops the
 //! server and closes every connection, hung ones included.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::net::{SocketAddr, TcpListener as StdTcpListener};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,7 +26,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::tokens::TestKey;
@@ -108,6 +108,26 @@ impl PrincipalType {
     }
 }
 
+/// The deployment the stand-in's machine credentials belong to, unless told otherwise: what
+/// `WACHT_DEPLOYMENT_ID` names when the component is pointed at the stand-in.
+pub const DEPLOYMENT_ID: &str = "1900000000000000100";
+/// Another tenant's deployment, for credentials that are not ours.
+pub const FOREIGN_DEPLOYMENT_ID: &str = "1900000000000000999";
+
+/// `identity` of a gateway answer (contract §4): the credential's owner, ids as decimal strings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Identity {
+    pub key_id: String,
+    pub deployment_id: String,
+    pub app_slug: String,
+    pub key_name: String,
+    pub owner_user_id: Option<String>,
+    pub organization_id: Option<String>,
+    pub workspace_id: Option<String>,
+    pub organization_membership_id: Option<String>,
+    pub workspace_membership_id: Option<String>,
+}
+
 /// A machine credential the gateway knows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credential {
@@ -118,39 +138,87 @@ pub struct Credential {
     pub rate_limited: bool,
     /// `retry_after` (milliseconds) of a rate-limited answer.
     pub retry_after_ms: Option<u64>,
-    /// `identity` of the answer (ids as strings).
-    pub identity: BTreeMap<String, String>,
+    /// `identity` of the answer; `None` answers `"identity": null`.
+    pub identity: Option<Identity>,
 }
 
 impl Credential {
-    /// An API key holding `permissions`.
+    /// An API key of [`DEPLOYMENT_ID`] holding `permissions`.
     pub fn api_key(permissions: &[&str]) -> Credential {
         Credential::new(PrincipalType::ApiKey, permissions)
     }
 
-    /// An OAuth access token holding `permissions`.
+    /// An OAuth access token of [`DEPLOYMENT_ID`] holding `permissions`.
     pub fn oauth_access_token(permissions: &[&str]) -> Credential {
         Credential::new(PrincipalType::OauthAccessToken, permissions)
     }
 
     fn new(principal: PrincipalType, permissions: &[&str]) -> Credential {
-        let mut identity = BTreeMap::new();
-        identity.insert(
-            "deployment_id".to_string(),
-            "1900000000000000100".to_string(),
-        );
-        let id_name = match principal {
-            PrincipalType::ApiKey => "api_key_id",
-            PrincipalType::OauthAccessToken => "oauth_client_id",
+        let id = |n: u32| Some(format!("19000000000000{n:05}"));
+        // For OAuth the gateway names the OAuth client (its row id and client_id), and no
+        // organization or workspace.
+        let identity = match principal {
+            PrincipalType::ApiKey => Identity {
+                key_id: "1900000000000000200".into(),
+                deployment_id: DEPLOYMENT_ID.into(),
+                app_slug: "admin-dashboard".into(),
+                key_name: "demo key".into(),
+                owner_user_id: id(500),
+                organization_id: id(300),
+                workspace_id: id(400),
+                organization_membership_id: id(301),
+                workspace_membership_id: id(401),
+            },
+            PrincipalType::OauthAccessToken => Identity {
+                key_id: "1900000000000000210".into(),
+                deployment_id: DEPLOYMENT_ID.into(),
+                app_slug: "admin-dashboard".into(),
+                key_name: "oauth_client_demo".into(),
+                owner_user_id: id(500),
+                organization_id: None,
+                workspace_id: None,
+                organization_membership_id: None,
+                workspace_membership_id: None,
+            },
         };
-        identity.insert(id_name.to_string(), "1900000000000000200".to_string());
         Credential {
             principal,
             permissions: permissions.iter().map(|p| p.to_string()).collect(),
             rate_limited: false,
             retry_after_ms: None,
-            identity,
+            identity: Some(identity),
         }
+    }
+
+    /// The same credential, owned by deployment `id` (another tenant's, say).
+    pub fn in_deployment(mut self, id: &str) -> Credential {
+        if let Some(identity) = &mut self.identity {
+            identity.deployment_id = id.into();
+        }
+        self
+    }
+
+    /// The same credential, issued for app `slug`.
+    pub fn in_app(mut self, slug: &str) -> Credential {
+        if let Some(identity) = &mut self.identity {
+            identity.app_slug = slug.into();
+        }
+        self
+    }
+
+    /// The same credential, scoped to this organization and workspace (`None`: no scope).
+    pub fn in_scope(mut self, organization: Option<&str>, workspace: Option<&str>) -> Credential {
+        if let Some(identity) = &mut self.identity {
+            identity.organization_id = organization.map(String::from);
+            identity.workspace_id = workspace.map(String::from);
+        }
+        self
+    }
+
+    /// The same credential, answered with `"identity": null`.
+    pub fn without_identity(mut self) -> Credential {
+        self.identity = None;
+        self
     }
 
     /// The same credential, rate limited with `retry_after` = `retry_after_ms`.
@@ -349,6 +417,19 @@ impl StandIn {
     /// `pk_test_` + standard base64 (padded) of [`StandIn::url`]: its frontend API is this server.
     pub fn publishable_key(&self) -> String {
         publishable_key_for(&self.url())
+    }
+
+    /// The component's settings for this stand-in: every Wacht URL pointing here, its backend
+    /// API key, its publishable key, and [`DEPLOYMENT_ID`] as this deployment.
+    pub fn component_env(&self) -> Vec<(String, String)> {
+        let url = self.url();
+        vec![
+            ("WACHT_API_KEY".into(), self.api_key()),
+            ("WACHT_PUBLISHABLE_KEY".into(), self.publishable_key()),
+            ("WACHT_BACKEND_API_URL".into(), url.clone()),
+            ("WACHT_GATEWAY_URL".into(), url),
+            ("WACHT_DEPLOYMENT_ID".into(), DEPLOYMENT_ID.into()),
+        ]
     }
 
     /// The backend API key `GET /users` accepts.
@@ -1058,7 +1139,16 @@ mod tests {
         assert_eq!(v["allowed"], true);
         assert_eq!(v["reason"], Value::Null);
         assert!(v["request_id"].as_str().unwrap().starts_with("req_"));
-        assert!(v["identity"]["deployment_id"].is_string());
+        assert_eq!(v["identity"]["deployment_id"], DEPLOYMENT_ID);
+        for field in [
+            "key_id",
+            "app_slug",
+            "key_name",
+            "organization_id",
+            "workspace_id",
+        ] {
+            assert!(v["identity"][field].is_string(), "{field}");
+        }
         for field in [
             "blocked_rule",
             "permissions",

@@ -4,7 +4,7 @@
 use crate::common::*;
 use anyhow::{Context as _, ensure};
 use serde_json::{Value, json};
-use wacht_standin::{StandIn, random_secret};
+use wacht_standin::{FOREIGN_DEPLOYMENT_ID, StandIn, random_secret};
 
 /// A stand-in that knows one API key and one OAuth token holding `user:read`.
 fn machine_standin() -> (StandIn, String, String) {
@@ -289,6 +289,158 @@ async fn the_gateway_timeout_is_enforced() -> anyhow::Result<()> {
     ensure!(
         took < std::time::Duration::from_secs(3),
         "timeout not enforced: {took:?}"
+    );
+    Ok(())
+}
+
+/// The gateway is one service for every deployment: an answer counts only for ours.
+#[tokio::test]
+async fn grants_are_bound_to_this_deployment() -> anyhow::Result<()> {
+    let (s, ours, _) = machine_standin();
+    let foreign = random_secret("wk_live");
+    s.add_credential(
+        foreign.clone(),
+        Credential::api_key(&["user:read"]).in_deployment(FOREIGN_DEPLOYMENT_ID),
+    );
+    let foreign_oat = random_secret("oat");
+    s.add_credential(
+        foreign_oat.clone(),
+        Credential::oauth_access_token(&["user:read"]).in_deployment(FOREIGN_DEPLOYMENT_ID),
+    );
+    let nameless = random_secret("wk_live");
+    s.add_credential(
+        nameless.clone(),
+        Credential::api_key(&["user:read"]).without_identity(),
+    );
+    for (header, value) in [
+        ("x-api-key", foreign.clone()),
+        ("authorization", format!("Bearer {foreign_oat}")),
+        ("x-api-key", nameless.clone()),
+    ] {
+        let resp = get("/admin/users", &[h(header, &value)], &env_for(&s)).await?;
+        expect_error(&resp, 401, "invalid_credentials")?;
+        ensure!(
+            s.count(Endpoint::Users) == 0,
+            "our users were fetched for {header}"
+        );
+        assert_no_secrets(&resp, &[&value, &s.api_key()])?;
+        if value != nameless {
+            ensure!(
+                resp.stderr.contains(FOREIGN_DEPLOYMENT_ID),
+                "the foreign deployment is not logged: {}",
+                resp.stderr
+            );
+        }
+    }
+    // Ours still works.
+    let resp = get("/admin/users", &[h("x-api-key", &ours)], &env_for(&s)).await?;
+    expect_users(&resp, &s)?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn machine_credentials_need_the_deployment_id() -> anyhow::Result<()> {
+    let (s, key, _) = machine_standin();
+    let env = without(env_for(&s), "WACHT_DEPLOYMENT_ID");
+    let resp = get("/admin/users", &[h("x-api-key", &key)], &env).await?;
+    let message = expect_error(&resp, 500, "configuration_error")?;
+    ensure!(message.contains("WACHT_DEPLOYMENT_ID"), "{message}");
+    ensure!(
+        s.count(Endpoint::AuthzCheck) == 0,
+        "the key was sent anyway"
+    );
+    // Session tokens need nothing new.
+    let resp = get("/admin/users", &[bearer(&session_token(&s))], &env).await?;
+    expect_users(&resp, &s)?;
+    Ok(())
+}
+
+/// Extra `WACHT_*` settings of a test case.
+type Settings<'a> = Vec<(&'a str, &'a str)>;
+
+#[tokio::test]
+async fn machine_grants_are_narrowed_by_app_organization_and_workspace() -> anyhow::Result<()> {
+    let (s, key, oat) = machine_standin();
+    let other_app = random_secret("wk_live");
+    s.add_credential(
+        other_app.clone(),
+        Credential::api_key(&["user:read"]).in_app("billing"),
+    );
+    let identity = Credential::api_key(&[]).identity.context("identity")?;
+    let org = identity.organization_id.context("organization")?;
+    let ws = identity.workspace_id.context("workspace")?;
+    let env = env_for(&s);
+    // (settings, credential header, granted; a refusal is a 403 forbidden)
+    let cases: Vec<(Settings<'_>, (String, String), bool)> = vec![
+        (
+            vec![("WACHT_GATEWAY_APPS", "admin-dashboard")],
+            h("x-api-key", &key),
+            true,
+        ),
+        (
+            vec![("WACHT_GATEWAY_APPS", "admin-dashboard")],
+            h("x-api-key", &other_app),
+            false,
+        ),
+        (
+            vec![
+                ("WACHT_REQUIRED_ORGANIZATION", &org),
+                ("WACHT_REQUIRED_WORKSPACE", &ws),
+            ],
+            h("x-api-key", &key),
+            true,
+        ),
+        (
+            vec![("WACHT_REQUIRED_ORGANIZATION", "1")],
+            h("x-api-key", &key),
+            false,
+        ),
+        (
+            vec![("WACHT_REQUIRED_WORKSPACE", "1")],
+            h("x-api-key", &key),
+            false,
+        ),
+        // OAuth identities name no organization: a required one refuses them.
+        (
+            vec![("WACHT_REQUIRED_ORGANIZATION", &org)],
+            bearer(&oat),
+            false,
+        ),
+    ];
+    for (settings, credential, granted) in cases {
+        let env = settings
+            .iter()
+            .fold(env.clone(), |env, (name, value)| with(env, name, value));
+        let resp = get("/admin/users", &[credential], &env).await?;
+        if granted {
+            expect_users(&resp, &s)?;
+        } else {
+            expect_error(&resp, 403, "forbidden")?;
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn dotted_bearer_values_never_reach_the_gateway() -> anyhow::Result<()> {
+    let (s, _, _) = machine_standin();
+    let token = session_token(&s);
+    let (head, rest) = token.split_once('.').context("token")?;
+    for value in [
+        format!("{token}="),
+        format!("{token}."),
+        format!("{head}+/.{rest}"),
+        "a.b".to_string(),
+    ] {
+        let resp = get("/admin/users", &[bearer(&value)], &env_for(&s)).await?;
+        expect_error(&resp, 401, "invalid_token")?;
+        assert_no_secrets(&resp, &[&value])?;
+    }
+    let resp = get("/admin/users", &[h("x-api-key", &token)], &env_for(&s)).await?;
+    expect_error(&resp, 401, "invalid_credentials")?;
+    ensure!(
+        s.count(Endpoint::AuthzCheck) == 0,
+        "a session token reached the gateway"
     );
     Ok(())
 }

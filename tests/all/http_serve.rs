@@ -226,6 +226,20 @@ fn demo_mode_answers_the_printed_curl_lines() -> anyhow::Result<()> {
             .all(|l| l.contains(" guest: ") && l.contains("req=")),
         "{guest:#?}"
     );
+
+    // Another tenant's key, which the shared gateway allows for its own deployment: not ours.
+    let foreign = wacht_standin::random_secret("wk_test");
+    standin.add_credential(
+        foreign.clone(),
+        wacht_standin::Credential::api_key(&["user:read"])
+            .in_deployment(wacht_standin::FOREIGN_DEPLOYMENT_ID),
+    );
+    get(server.addr(), "/admin/users", &[("x-api-key", &foreign)])?
+        .expect_error(401, "invalid_credentials")?;
+    ensure!(
+        standin.count(Endpoint::Users) == requests,
+        "our users went out"
+    );
     rt.block_on(server.shutdown())?;
     Ok(())
 }

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context as _, ensure};
 use serde_json::{Value, json};
 use wacht_standin::tokens::{TestKey, b64url, session_claims};
-use wacht_standin::{Credential, Endpoint, Fault, StandIn, StandInConfig};
+use wacht_standin::{Credential, Endpoint, FOREIGN_DEPLOYMENT_ID, Fault, StandIn, StandInConfig};
 
 use client::Response;
 use native::NativeHost;
@@ -47,12 +47,7 @@ fn standin() -> StandIn {
 
 /// The Worker's bindings, every Wacht URL pointing at `s`.
 fn bindings(s: &StandIn, extra: &[(&str, &str)]) -> Vec<(String, String)> {
-    let mut b = vec![
-        ("WACHT_API_KEY".to_string(), s.api_key()),
-        ("WACHT_PUBLISHABLE_KEY".to_string(), s.publishable_key()),
-        ("WACHT_BACKEND_API_URL".to_string(), s.url()),
-        ("WACHT_GATEWAY_URL".to_string(), s.url()),
-    ];
+    let mut b = s.component_env();
     for (k, v) in extra {
         b.retain(|(n, _)| n != k);
         b.push((k.to_string(), v.to_string()));
@@ -215,6 +210,17 @@ fn worker_serves_the_contract_in_workerd() {
         Credential::api_key(&["user:read"]).rate_limited(2500),
     );
     s.add_credential(&oauth, Credential::oauth_access_token(&["user:read"]));
+    // Another tenant's key: the shared gateway allows it, for its own deployment.
+    let foreign_key = "wk_live_".to_string() + &b64url(&[11u8; 32]);
+    s.add_credential(
+        &foreign_key,
+        Credential::api_key(&["user:read"]).in_deployment(FOREIGN_DEPLOYMENT_ID),
+    );
+    let nameless_key = "wk_live_".to_string() + &b64url(&[12u8; 32]);
+    s.add_credential(
+        &nameless_key,
+        Credential::api_key(&["user:read"]).without_identity(),
+    );
 
     let w = Workerd::start(
         "contract",
@@ -315,6 +321,37 @@ fn worker_serves_the_contract_in_workerd() {
         responses.push(r);
         Ok(())
     });
+
+    c.run(
+        "401 for another deployment's key or an answer naming no deployment; no backend call",
+        || {
+            for key in [&foreign_key, &nameless_key] {
+                let before = s.count(Endpoint::Users);
+                let r = get(addr, "/admin/users", &[("x-api-key", key)])?;
+                expect_error(&r, 401, "invalid_credentials")?;
+                ensure!(s.count(Endpoint::Users) == before, "our users were fetched");
+                responses.push(r);
+            }
+            Ok(())
+        },
+    );
+
+    c.run(
+        "401 for a dotted bearer value, never sent to the gateway",
+        || {
+            let before = s.count(Endpoint::AuthzCheck);
+            for value in [format!("{token}="), format!("{token}."), "a.b".to_string()] {
+                let r = get(addr, "/admin/users", &[("authorization", &bearer(&value))])?;
+                expect_error(&r, 401, "invalid_token")?;
+                responses.push(r);
+            }
+            ensure!(
+                s.count(Endpoint::AuthzCheck) == before,
+                "a session token reached the gateway"
+            );
+            Ok(())
+        },
+    );
 
     c.run("401 without a credential", || {
         let r = get(addr, "/admin/users", &[])?;
@@ -569,7 +606,14 @@ fn worker_serves_the_contract_in_workerd() {
     );
 
     c.run("no credential in any answer", || {
-        let mut secrets: Vec<&str> = vec![&api_key, &denied_key, &limited_key, &oauth];
+        let mut secrets: Vec<&str> = vec![
+            &api_key,
+            &denied_key,
+            &limited_key,
+            &oauth,
+            &foreign_key,
+            &nameless_key,
+        ];
         let backend_key = s.api_key();
         secrets.push(&backend_key);
         secrets.extend(tokens_used.iter().map(String::as_str));
@@ -591,8 +635,15 @@ fn worker_serves_the_contract_in_workerd() {
         "no credential in workerd's stdout/stderr; one access-log line per request",
         || {
             let backend_key = s.api_key();
-            let mut secrets: Vec<&str> =
-                vec![&api_key, &denied_key, &limited_key, &oauth, &backend_key];
+            let mut secrets: Vec<&str> = vec![
+                &api_key,
+                &denied_key,
+                &limited_key,
+                &oauth,
+                &foreign_key,
+                &nameless_key,
+                &backend_key,
+            ];
             secrets.extend(tokens_used.iter().map(String::as_str));
             assert_no_secrets("workerd's output", &logs, &secrets)?;
             // The readiness probes aside, one guest line per request that reached a guest:

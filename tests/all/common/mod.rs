@@ -179,12 +179,7 @@ pub fn standin() -> StandIn {
 
 /// The configuration env of the component, every Wacht URL pointing at the stand-in.
 pub fn env_for(s: &StandIn) -> Vec<(String, String)> {
-    vec![
-        ("WACHT_API_KEY".into(), s.api_key()),
-        ("WACHT_PUBLISHABLE_KEY".into(), s.publishable_key()),
-        ("WACHT_BACKEND_API_URL".into(), s.url()),
-        ("WACHT_GATEWAY_URL".into(), s.url()),
-    ]
+    s.component_env()
 }
 
 /// `env` with `name` set to `value` (replacing any previous value).
