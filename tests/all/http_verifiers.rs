@@ -56,9 +56,7 @@ async fn every_algorithm_verifies_and_forgeries_fail_in_both_builds() -> anyhow:
 
 #[tokio::test]
 async fn wycheproof_jws_and_jwk_vectors_through_both_builds() -> anyhow::Result<()> {
-    let Some(dir) = vectors::dir() else {
-        return Ok(());
-    };
+    let dir = vectors::dir();
     let cases = vectors::http_cases(&dir);
     let s = standin();
     for build in BUILDS {

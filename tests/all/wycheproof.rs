@@ -1,8 +1,6 @@
-// Wycheproof vectors against the JWT core (C2SP/wycheproof, testvectors_v1).
-//
-// The vectors are read in place, never copied: from `$WYCHEPROOF_DIR`, else
-// `../shared/testdata/wycheproof/` beside the checkout. Where neither exists the tests say
-// "SKIPPED" on stderr and pass, except under `CI`, where a missing directory fails.
+// Wycheproof vectors against the JWT core (C2SP/wycheproof, testvectors_v1): the JWS and JWK
+// files from `tests/data/wycheproof/` (`tests/all/vectors/mod.rs`), the ECDSA P1363 files from the
+// `wycheproof` crate. Nothing is skipped: a clone anywhere has them.
 //
 // - JWS / JWK files: every `invalid` vector must be rejected; every `valid` one whose algorithm
 //   this core supports (ES256, ES384, RS256) and whose key set it can use must be accepted; the
@@ -20,6 +18,8 @@ use crate::vectors;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use wycheproof::ecdsa::{TestName, TestSet};
+use wycheproof::{HashFunction, TestResult};
 
 use serde_json::{Value, json};
 use wacht_admin::jwks::{Alg, KeySet};
@@ -130,7 +130,7 @@ fn assert_clean(name: &str, counts: &Counts) {
 
 #[test]
 fn json_web_signature_vectors() {
-    let Some(dir) = vectors::dir() else { return };
+    let dir = vectors::dir();
     let name = "json_web_signature_test.json";
     for (label, verifier) in VERIFIERS {
         eprintln!("{label}:");
@@ -144,7 +144,7 @@ fn json_web_signature_vectors() {
 
 #[test]
 fn json_web_key_vectors() {
-    let Some(dir) = vectors::dir() else { return };
+    let dir = vectors::dir();
     let name = "json_web_key_test.json";
     for (label, verifier) in VERIFIERS {
         eprintln!("{label}:");
@@ -154,102 +154,71 @@ fn json_web_key_vectors() {
     }
 }
 
-fn hex(s: &str) -> Vec<u8> {
-    assert!(s.len().is_multiple_of(2), "odd hex length");
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
-        .collect()
-}
-
-fn run_p1363_file(dir: &Path, name: &str, crv: &str, field: usize, alg: Alg) {
+/// The raw r‖s vectors (the JWS ES256/ES384 signature format), from the `wycheproof` crate.
+fn run_p1363(name: TestName, crv: &str, field: usize, alg: Alg) {
+    let set = TestSet::load(name).unwrap_or_else(|e| panic!("{name:?}: {e:?}"));
     for (label, verifier) in VERIFIERS {
         eprintln!("{label}:");
-        run_p1363_with(dir, name, crv, field, alg, verifier);
+        run_p1363_with(&set, name, crv, field, alg, verifier);
     }
 }
 
 fn run_p1363_with(
-    dir: &Path,
-    name: &str,
+    set: &TestSet,
+    name: TestName,
     crv: &str,
     field: usize,
     alg: Alg,
     verifier: &dyn Verifier,
 ) {
-    let sha = match alg {
-        Alg::Es384 => "SHA-384",
-        _ => "SHA-256",
+    let hash = match alg {
+        Alg::Es384 => HashFunction::Sha2_384,
+        _ => HashFunction::Sha2_256,
     };
     use base64::Engine as _;
     let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
-    let file = vectors::load(dir, name);
     let (mut valid, mut invalid, mut acceptable, mut seen) = (0, 0, 0, 0);
     let mut failures = Vec::new();
-    for group in file["testGroups"].as_array().expect("testGroups") {
-        assert_eq!(group["sha"], sha, "{name}: unexpected hash");
-        let jwk = match group.get("publicKeyJwk") {
-            Some(jwk) => jwk.clone(),
-            None => {
-                let point = hex(group["publicKey"]["uncompressed"].as_str().expect("point"));
-                assert_eq!(point.len(), 1 + 2 * field);
-                json!({"kty": "EC", "crv": crv, "x": b64(&point[1..=field]), "y": b64(&point[1 + field..])})
-            }
-        };
+    for group in &set.test_groups {
+        assert_eq!(group.hash, hash, "{name:?}: unexpected hash");
+        let point: &[u8] = &group.key.key;
+        assert_eq!(point.len(), 1 + 2 * field);
+        let jwk = json!({"kty": "EC", "crv": crv, "x": b64(&point[1..=field]), "y": b64(&point[1 + field..])});
         let doc = serde_json::to_vec(&json!({ "keys": [jwk] })).unwrap();
         let keys =
-            KeySet::parse(&doc, verifier).unwrap_or_else(|e| panic!("{name}: group key: {e:?}"));
+            KeySet::parse(&doc, verifier).unwrap_or_else(|e| panic!("{name:?}: group key: {e:?}"));
         let key = &keys.keys()[0];
         assert_eq!(key.alg(), alg);
-        for test in group["tests"].as_array().expect("tests") {
+        for test in &group.tests {
             seen += 1;
-            let id = test["tcId"].as_u64().unwrap_or(0);
-            let msg = hex(test["msg"].as_str().expect("msg"));
-            let sig = hex(test["sig"].as_str().expect("sig"));
-            let ok = verify_raw(key, &msg, &sig).is_ok();
-            match (test["result"].as_str().expect("result"), ok) {
-                ("valid", true) => valid += 1,
-                ("invalid", false) => invalid += 1,
-                ("acceptable", _) => acceptable += 1,
+            let ok = verify_raw(key, &test.msg, &test.sig).is_ok();
+            match (test.result, ok) {
+                (TestResult::Valid, true) => valid += 1,
+                (TestResult::Invalid, false) => invalid += 1,
+                (TestResult::Acceptable, _) => acceptable += 1,
                 (result, _) => failures.push(format!(
-                    "{name} tcId {id} ({}): {result} vector {}",
-                    test["comment"].as_str().unwrap_or(""),
+                    "{name:?} tcId {} ({}): {result:?} vector {}",
+                    test.tc_id,
+                    test.comment,
                     if ok { "accepted" } else { "rejected" }
                 )),
             }
         }
     }
-    assert_eq!(
-        Some(seen),
-        file["numberOfTests"].as_u64().map(|n| n as usize)
-    );
+    assert_eq!(seen, set.number_of_tests);
     eprintln!(
-        "{name}: {seen} vectors: valid accepted {valid}, invalid rejected {invalid}, acceptable {acceptable}"
+        "{name:?}: {seen} vectors: valid accepted {valid}, invalid rejected {invalid}, acceptable {acceptable}"
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert!(valid > 100 && invalid > 50, "{name}: too few vectors ran");
+    assert!(valid > 100 && invalid > 50, "{name:?}: too few vectors ran");
 }
 
 #[test]
 fn ecdsa_p256_p1363_vectors() {
-    let Some(dir) = vectors::dir() else { return };
-    run_p1363_file(
-        &dir,
-        "ecdsa_secp256r1_sha256_p1363_test.json",
-        "P-256",
-        32,
-        Alg::Es256,
-    );
+    run_p1363(TestName::EcdsaSecp256r1Sha256P1363, "P-256", 32, Alg::Es256);
 }
 
 #[test]
 fn ecdsa_p384_p1363_vectors() {
-    let Some(dir) = vectors::dir() else { return };
-    run_p1363_file(
-        &dir,
-        "ecdsa_secp384r1_sha384_p1363_test.json",
-        "P-384",
-        48,
-        Alg::Es384,
-    );
+    run_p1363(TestName::EcdsaSecp384r1Sha384P1363, "P-384", 48, Alg::Es384);
 }

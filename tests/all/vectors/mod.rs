@@ -1,6 +1,6 @@
-//! The Wycheproof vectors (C2SP/wycheproof, testvectors_v1), read in place, never copied: from
-//! `$WYCHEPROOF_DIR`, else `../shared/testdata/wycheproof/` beside the checkout. Where neither
-//! exists the tests say "SKIPPED" on stderr and pass, except under `CI`, where it fails.
+//! The Wycheproof JWS and JWK vectors (C2SP/wycheproof, testvectors_v1), kept in
+//! `tests/data/wycheproof/` with their license and upstream commit (no registry package has
+//! them), or read from `$WYCHEPROOF_DIR` when it is set.
 //!
 //! Shared by `tests/all/wycheproof.rs` (the policy layer natively), `tests/all/http_verifiers.rs` (both
 //! builds in wasmtime) and `tests/all/workers.rs` (WebCrypto in workerd).
@@ -16,25 +16,17 @@ use wacht_admin::signature::Portable;
 pub const JWS_FILE: &str = "json_web_signature_test.json";
 pub const JWK_FILE: &str = "json_web_key_test.json";
 
-pub fn dir() -> Option<PathBuf> {
-    let dir = match std::env::var_os("WYCHEPROOF_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/wycheproof"),
-    };
-    if dir.join(JWS_FILE).is_file() {
-        return Some(dir);
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!(
-            "Wycheproof vectors not found at {} (set WYCHEPROOF_DIR); CI must not skip them",
-            dir.display()
-        );
-    }
-    eprintln!(
-        "SKIPPED: Wycheproof vectors not found at {} (set WYCHEPROOF_DIR)",
+pub fn dir() -> PathBuf {
+    let dir = std::env::var_os("WYCHEPROOF_DIR").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/wycheproof"),
+        PathBuf::from,
+    );
+    assert!(
+        dir.join(JWS_FILE).is_file() && dir.join(JWK_FILE).is_file(),
+        "Wycheproof vectors not found in {}",
         dir.display()
     );
-    None
+    dir
 }
 
 pub fn load(dir: &Path, name: &str) -> Value {
