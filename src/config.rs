@@ -7,7 +7,7 @@
 
 use base64::Engine as _;
 
-use crate::cors::Origin;
+use crate::cors::{self, Origin};
 use crate::jwks::KeySet;
 use crate::signature::Verifier;
 
@@ -50,6 +50,8 @@ pub enum ConfigError {
         "{0} must list exact origins (scheme://host[:port]) separated by commas and no wildcard"
     )]
     CorsOrigins(&'static str),
+    #[error("{0} must list header names separated by commas")]
+    CorsAllowHeaders(&'static str),
 }
 
 /// An http(s) base URL split into what an outgoing request needs.
@@ -179,6 +181,9 @@ pub struct Config {
     pub log_format: LogFormat,
     /// `WACHT_CORS_ORIGINS`; empty means CORS is off.
     pub cors_origins: Vec<Origin>,
+    /// The preflight's `Access-Control-Allow-Headers`, built once: the defaults and
+    /// `WACHT_CORS_ALLOW_HEADERS`.
+    pub cors_allow_headers: http::HeaderValue,
     pub client_ip_header: ClientIpHeader,
 }
 
@@ -291,6 +296,15 @@ impl Config {
                 .collect::<Option<Vec<Origin>>>()
                 .ok_or(ConfigError::CorsOrigins("WACHT_CORS_ORIGINS"))?,
         };
+        let cors_allow_headers = match var("WACHT_CORS_ALLOW_HEADERS") {
+            None => cors::allow_headers([]),
+            Some(_) => cors::allow_headers(
+                list("WACHT_CORS_ALLOW_HEADERS", "")?
+                    .iter()
+                    .map(String::as_str),
+            ),
+        }
+        .ok_or(ConfigError::CorsAllowHeaders("WACHT_CORS_ALLOW_HEADERS"))?;
         let log_format = match var("WACHT_LOG_FORMAT")
             .map(|v| v.to_ascii_lowercase())
             .as_deref()
@@ -337,6 +351,7 @@ impl Config {
             )? as usize,
             log_format,
             cors_origins,
+            cors_allow_headers,
         })
     }
 
@@ -473,6 +488,8 @@ mod tests {
             ("WACHT_DEPLOYMENT_ID", "12a"),
             ("WACHT_DEPLOYMENT_ID", "99999999999999999999999"),
             ("WACHT_GATEWAY_APPS", " , "),
+            ("WACHT_CORS_ALLOW_HEADERS", "x-ok, bad header"),
+            ("WACHT_CORS_ALLOW_HEADERS", ","),
         ];
         for (name, value) in cases {
             let err = Config::from_vars([("WACHT_API_KEY", secret), (name, value)], &Portable)

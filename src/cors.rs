@@ -3,7 +3,8 @@
 //! - Exact origins only (`scheme://host[:port]`), no wildcard: an admin API answers the
 //!   dashboards it was configured for, nothing else.
 //! - A listed origin's preflight (`OPTIONS /admin/users` with `Access-Control-Request-Method`)
-//!   is a 204 that allows `GET` with `authorization` and `x-api-key`; every answer to a listed
+//!   is a 204 that allows `GET` with [`DEFAULT_ALLOW_HEADERS`] (and `WACHT_CORS_ALLOW_HEADERS`);
+//!   every answer to a listed
 //!   origin, errors included, says `Access-Control-Allow-Origin`, so the dashboard can read the
 //!   JSON error. An unlisted origin gets no CORS header, and its preflight a 403.
 //! - No credentials mode: tokens travel in headers, not cookies, so `Allow-Credentials` would
@@ -20,6 +21,36 @@ use crate::error::{Reply, json_reply};
 
 /// How long a browser may reuse a preflight answer.
 pub const MAX_AGE_SECS: u64 = 600;
+
+/// The request headers a listed origin may send: the credentials, and the tracing headers that
+/// OpenTelemetry and Sentry browser SDKs add to every fetch (a preflight refusing them blocks
+/// those dashboards). `WACHT_CORS_ALLOW_HEADERS` adds more.
+pub const DEFAULT_ALLOW_HEADERS: [&str; 5] = [
+    "authorization",
+    "x-api-key",
+    "x-request-id",
+    "traceparent",
+    "tracestate",
+];
+
+/// The response headers a listed origin's page may read beyond the CORS-safelisted ones.
+pub const EXPOSE_HEADERS: &str = "retry-after, www-authenticate, x-request-id";
+
+/// The preflight's `Access-Control-Allow-Headers`: the defaults, then each of `extra` (header
+/// names, any case) not among them. `None` if one is not a valid header name.
+pub fn allow_headers<'a>(extra: impl IntoIterator<Item = &'a str>) -> Option<HeaderValue> {
+    let mut names: Vec<String> = DEFAULT_ALLOW_HEADERS
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    for name in extra {
+        let name = http::HeaderName::from_bytes(name.as_bytes()).ok()?;
+        if !names.iter().any(|n| n == name.as_str()) {
+            names.push(name.as_str().to_string());
+        }
+    }
+    HeaderValue::from_str(&names.join(", ")).ok()
+}
 
 /// A configured origin, normalised: lowercase scheme and host, no default port.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +115,7 @@ pub fn decide(allowed: &[Origin], headers: &HeaderMap) -> Decision {
 /// the users route: 204 for a listed origin, 403 for any other.
 pub fn preflight(
     decision: &Decision,
+    allow_headers: &HeaderValue,
     method: &Method,
     path: &str,
     headers: &HeaderMap,
@@ -114,10 +146,7 @@ pub fn preflight(
                 ACCESS_CONTROL_ALLOW_METHODS,
                 HeaderValue::from_static("GET"),
             );
-            headers.insert(
-                ACCESS_CONTROL_ALLOW_HEADERS,
-                HeaderValue::from_static("authorization, x-api-key"),
-            );
+            headers.insert(ACCESS_CONTROL_ALLOW_HEADERS, allow_headers.clone());
             headers.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from(MAX_AGE_SECS));
             Some(reply)
         }
@@ -135,10 +164,9 @@ pub fn decorate(decision: &Decision, reply: &mut Reply) {
         Decision::Allowed(origin) => {
             headers.append(VARY, HeaderValue::from_static("origin"));
             headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
-            // What a dashboard needs to read beyond the CORS-safelisted headers.
             headers.insert(
                 ACCESS_CONTROL_EXPOSE_HEADERS,
-                HeaderValue::from_static("retry-after, www-authenticate"),
+                HeaderValue::from_static(EXPOSE_HEADERS),
             );
         }
     }
@@ -223,7 +251,8 @@ mod tests {
             ("access-control-request-method", "GET"),
         ]);
         let d = decide(&allowed, &req);
-        let mut ok = preflight(&d, &Method::OPTIONS, "/admin/users", &req).unwrap();
+        let defaults = allow_headers([]).unwrap();
+        let mut ok = preflight(&d, &defaults, &Method::OPTIONS, "/admin/users", &req).unwrap();
         decorate(&d, &mut ok);
         assert_eq!(ok.status(), 204);
         assert!(ok.body().is_empty());
@@ -235,7 +264,7 @@ mod tests {
         assert_eq!(h["access-control-allow-methods"], "GET");
         assert_eq!(
             h["access-control-allow-headers"],
-            "authorization, x-api-key"
+            "authorization, x-api-key, x-request-id, traceparent, tracestate"
         );
         assert_eq!(h["access-control-max-age"], "600");
         assert_eq!(h["vary"], "origin");
@@ -244,20 +273,31 @@ mod tests {
         assert!(!h.contains_key("content-type"));
         // Not a preflight: a plain OPTIONS, another method, another path.
         let plain = headers(&[("origin", "https://admin.example.com")]);
-        assert!(preflight(&d, &Method::OPTIONS, "/admin/users", &plain).is_none());
-        assert!(preflight(&d, &Method::GET, "/admin/users", &req).is_none());
-        assert!(preflight(&d, &Method::OPTIONS, "/other", &req).is_none());
+        assert!(preflight(&d, &defaults, &Method::OPTIONS, "/admin/users", &plain).is_none());
+        assert!(preflight(&d, &defaults, &Method::GET, "/admin/users", &req).is_none());
+        assert!(preflight(&d, &defaults, &Method::OPTIONS, "/other", &req).is_none());
         // An unlisted origin's preflight is refused, with no CORS header.
         let evil = headers(&[
             ("origin", "https://evil.example.com"),
             ("access-control-request-method", "GET"),
         ]);
         let d = decide(&allowed, &evil);
-        let mut no = preflight(&d, &Method::OPTIONS, "/admin/users", &evil).unwrap();
+        let mut no = preflight(&d, &defaults, &Method::OPTIONS, "/admin/users", &evil).unwrap();
         decorate(&d, &mut no);
         assert_eq!(no.status(), 403);
         assert!(!no.headers().contains_key("access-control-allow-origin"));
         let body: serde_json::Value = serde_json::from_slice(no.body()).unwrap();
         assert_eq!(body["error"], "origin_not_allowed");
+    }
+
+    #[test]
+    fn allowed_request_headers_extend_the_defaults() {
+        let value = allow_headers(["X-Tenant", "traceparent", "x-tenant", "baggage"]).unwrap();
+        assert_eq!(
+            value,
+            "authorization, x-api-key, x-request-id, traceparent, tracestate, x-tenant, baggage"
+        );
+        assert_eq!(allow_headers(["bad header"]), None);
+        assert_eq!(allow_headers(["x:y"]), None);
     }
 }

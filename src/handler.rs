@@ -189,13 +189,19 @@ impl Outcome {
 }
 
 pub fn handle(req: &Incoming<'_>, ctx: Context<'_>) -> Outcome {
-    let origins = match ctx.config {
-        Ok(config) => config.cors_origins.as_slice(),
-        Err(_) => &[],
+    // A broken configuration has no CORS: its 500s go to nobody's dashboard.
+    let (cors, allow_headers) = match ctx.config {
+        Ok(config) => (
+            cors::decide(&config.cors_origins, req.headers),
+            Some(&config.cors_allow_headers),
+        ),
+        Err(_) => (cors::Decision::None, None),
     };
-    let cors = cors::decide(origins, req.headers);
     let path = req.target.split('?').next().unwrap_or("");
-    if let Some(mut reply) = cors::preflight(&cors, req.method, path, req.headers) {
+    if let Some(allow_headers) = allow_headers
+        && let Some(mut reply) =
+            cors::preflight(&cors, allow_headers, req.method, path, req.headers)
+    {
         cors::decorate(&cors, &mut reply);
         return Outcome::early(reply);
     }

@@ -1429,7 +1429,7 @@ fn cors_for_a_listed_origin() {
     );
     assert_eq!(
         header(&o.reply, "access-control-allow-headers"),
-        Some("authorization, x-api-key")
+        Some("authorization, x-api-key, x-request-id, traceparent, tracestate")
     );
     assert!(up.sent.is_empty(), "a preflight calls nothing upstream");
     // The answer and the errors are readable by the dashboard.

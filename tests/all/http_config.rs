@@ -289,6 +289,7 @@ async fn cors_preflight_and_answers_for_listed_and_unlisted_origins() -> anyhow:
     let s = standin();
     let dashboard = "https://admin.example.com";
     let env = with(env_for(&s), "WACHT_CORS_ORIGINS", dashboard);
+    let env = with(env, "WACHT_CORS_ALLOW_HEADERS", "X-Tenant, traceparent");
     let h = |pairs: &[(&str, &str)]| -> Headers {
         pairs
             .iter()
@@ -314,7 +315,10 @@ async fn cors_preflight_and_answers_for_listed_and_unlisted_origins() -> anyhow:
     for (name, value) in [
         ("access-control-allow-origin", dashboard),
         ("access-control-allow-methods", "GET"),
-        ("access-control-allow-headers", "authorization, x-api-key"),
+        (
+            "access-control-allow-headers",
+            "authorization, x-api-key, x-request-id, traceparent, tracestate, x-tenant",
+        ),
         ("access-control-max-age", "600"),
         ("vary", "origin"),
     ] {

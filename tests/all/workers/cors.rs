@@ -31,7 +31,10 @@ fn cors_preflight_and_answers_in_workerd() {
     for (name, value) in [
         ("access-control-allow-origin", dashboard),
         ("access-control-allow-methods", "GET"),
-        ("access-control-allow-headers", "authorization, x-api-key"),
+        (
+            "access-control-allow-headers",
+            "authorization, x-api-key, x-request-id, traceparent, tracestate",
+        ),
         ("access-control-max-age", "600"),
         ("cache-control", "no-store"),
     ] {
