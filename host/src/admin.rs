@@ -19,6 +19,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
+use crate::jwks::Held;
 use crate::metrics::{CONTENT_TYPE, Metrics};
 use crate::server::{json_error, reply};
 use crate::verifier::Ring;
@@ -140,7 +141,7 @@ impl Admin {
         let (response, _) = self
             .jwks_cache
             .clone()
-            .fetch(request, None, None, move |request, options| {
+            .fetch(request, None, Held::default(), move |request, options| {
                 outbound.send(request, options)
             })
             .await?;
