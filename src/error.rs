@@ -14,6 +14,7 @@ use crate::config::ConfigError;
 use crate::credentials::CredentialError;
 use crate::gateway::GatewayError;
 use crate::jwks::JwksError;
+use crate::jwks_cache::AgeError;
 use crate::jwt::TokenError;
 use crate::protect::Denied;
 use crate::request::RequestError;
@@ -44,6 +45,8 @@ pub enum Error {
     JwksStatus(u16),
     #[error("the JWKS could not be used: {0}")]
     Jwks(#[from] JwksError),
+    #[error("the JWKS answer could not be used: {0}")]
+    JwksAge(#[from] AgeError),
     #[error("no signing keys are available from the Wacht frontend API")]
     NoKeys,
 }
@@ -139,7 +142,8 @@ impl Error {
             | Error::Gateway(_)
             | Error::Transport { .. }
             | Error::JwksStatus(_)
-            | Error::Jwks(_) => (StatusCode::BAD_GATEWAY, "upstream_error", vec![]),
+            | Error::Jwks(_)
+            | Error::JwksAge(_) => (StatusCode::BAD_GATEWAY, "upstream_error", vec![]),
         }
     }
 
@@ -303,6 +307,7 @@ mod tests {
             ),
             (Error::JwksStatus(404), 502, "upstream_error"),
             (JwksError::NotJson.into(), 502, "upstream_error"),
+            (AgeError::TooOld(3600).into(), 502, "upstream_error"),
         ];
         for (err, status, code) in cases {
             let reply = err.reply();

@@ -14,7 +14,7 @@ use crate::credentials::{self, Credential, CredentialError};
 use crate::error::{Error, Reply, json_reply};
 use crate::gateway::{self, GatewayError};
 use crate::jwks::KeySet;
-use crate::jwks_cache::JwksCache;
+use crate::jwks_cache::{Age, JwksCache};
 use crate::jwt;
 use crate::protect::{self, Requirements};
 use crate::request::{self, Route, UsersQuery};
@@ -371,12 +371,16 @@ impl Flow<'_> {
                 max_body_bytes: MAX_JWKS_BYTES,
             })
             .and_then(|resp| match resp.status {
-                StatusCode::OK => Ok(KeySet::parse(&resp.body, self.ctx.verifier)?),
+                StatusCode::OK => {
+                    // Before the keys are parsed: an answer too old to use is not worth importing.
+                    let age = Age::from_field(resp.age.as_deref())?;
+                    Ok((KeySet::parse(&resp.body, self.ctx.verifier)?, age))
+                }
                 other => Err(Error::JwksStatus(other.as_u16())),
             });
         match fetched {
-            Ok(keys) => {
-                self.ctx.jwks.fetched(keys, now);
+            Ok((keys, age)) => {
+                self.ctx.jwks.fetched(keys, now, age);
                 Ok(())
             }
             Err(e) => {

@@ -58,7 +58,36 @@ fn ok(status: u16, body: &str) -> Result<OutResponse, TransportError> {
     Ok(OutResponse {
         status: StatusCode::from_u16(status).unwrap(),
         body: body.as_bytes().to_vec(),
+        age: None,
     })
+}
+
+/// A JWKS of `jwk` with `Age: age`, as a CDN or the native host's shared cache sends it.
+fn aged_jwks(jwk: &Value, age: &str) -> Result<OutResponse, TransportError> {
+    Ok(OutResponse {
+        age: Some(age.as_bytes().to_vec()),
+        ..ok(200, &json!({ "keys": [jwk] }).to_string())?
+    })
+}
+
+/// A frontend API that serves the scripted JWKS answers in turn (the last one from then on).
+fn jwks_answers(answers: Vec<Result<OutResponse, TransportError>>) -> Fake {
+    let mut answers = std::collections::VecDeque::from(answers);
+    Fake {
+        sent: vec![],
+        script: Box::new(move |s| match s.service {
+            Service::Jwks if answers.len() > 1 => answers.pop_front().unwrap(),
+            Service::Jwks => answers.front().unwrap().clone(),
+            _ => ok(200, PAGE),
+        }),
+    }
+}
+
+fn jwks_fetches(up: &Fake) -> usize {
+    up.sent
+        .iter()
+        .filter(|s| s.service == Service::Jwks)
+        .count()
 }
 
 /// A Wacht that answers every service normally.
@@ -1476,4 +1505,113 @@ fn cors_for_an_unlisted_origin() {
     assert_eq!(status_code(&o), (401, "missing_credentials".into()));
     assert!(header(&o.reply, "access-control-allow-origin").is_none());
     assert!(up.sent.is_empty());
+}
+
+/// One session request at `t` on a long-lived JWKS cache: its status.
+fn status_at(
+    key: &TestKey,
+    t: u64,
+    cfg: &Result<Config, ConfigError>,
+    cache: &mut JwksCache,
+    up: &mut Fake,
+) -> u16 {
+    let token = key.token(&session_claims(FRONTEND, t));
+    let hdrs = [("authorization", bearer(&token))];
+    let hdrs: Vec<(&str, &str)> = hdrs.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    run("/admin/users", &hdrs, cfg, t, cache, up)
+        .reply
+        .status()
+        .as_u16()
+}
+
+#[test]
+fn a_removed_key_stops_verifying_within_the_ttl_counted_from_the_answers_age() {
+    let (old, new) = (TestKey::es256(1), TestKey::es256(2));
+    let cfg = config(&[]);
+    let mut cache = JwksCache::default();
+    // The first answer was already 500 s old (a cache in front); then the key is gone.
+    let mut up = jwks_answers(vec![
+        aged_jwks(&old.public_jwk(), "500"),
+        aged_jwks(&new.public_jwk(), "0"),
+    ]);
+    assert_eq!(status_at(&old, NOW, &cfg, &mut cache, &mut up), 200);
+    let expiry = NOW + TTL_SECS - 500;
+    assert_eq!(status_at(&old, expiry - 1, &cfg, &mut cache, &mut up), 200);
+    assert_eq!(
+        jwks_fetches(&up),
+        1,
+        "fresh until 600 s after the answer was made"
+    );
+    assert_eq!(status_at(&old, expiry, &cfg, &mut cache, &mut up), 401);
+    assert_eq!(jwks_fetches(&up), 2);
+    assert_eq!(status_at(&new, expiry + 1, &cfg, &mut cache, &mut up), 200);
+    // The new answer had no age: fresh for the whole TTL from its fetch.
+    assert_eq!(
+        status_at(&new, expiry + TTL_SECS - 1, &cfg, &mut cache, &mut up),
+        200
+    );
+    assert_eq!(jwks_fetches(&up), 2);
+}
+
+#[test]
+fn the_stale_bound_counts_the_answers_age() {
+    let key = TestKey::es256(1);
+    let cfg = config(&[]);
+    let mut cache = JwksCache::default();
+    let mut up = jwks_answers(vec![aged_jwks(&key.public_jwk(), "3000"), ok(500, "down")]);
+    assert_eq!(status_at(&key, NOW, &cfg, &mut cache, &mut up), 200);
+    // Past its TTL at once, so refetched (and failing) at every chance; it serves meanwhile.
+    let bound = NOW + MAX_STALE_SECS - 3000;
+    assert_eq!(status_at(&key, bound - 1, &cfg, &mut cache, &mut up), 200);
+    assert_eq!(jwks_fetches(&up), 2);
+    assert_eq!(
+        status_at(&key, bound, &cfg, &mut cache, &mut up),
+        503,
+        "an hour after the answer was made, not after it reached us"
+    );
+}
+
+#[test]
+fn an_answer_too_old_or_with_an_invalid_age_is_a_failed_fetch() {
+    let (old, new) = (TestKey::es256(1), TestKey::es256(2));
+    let cfg = config(&[]);
+    for age in ["3600", "99999999999999999999999", "-1", "1.5", "soon", ""] {
+        // No set yet: the request fails like any failed fetch, and the keys are not used.
+        let mut up = jwks_answers(vec![aged_jwks(&old.public_jwk(), age)]);
+        let token = old.token(&session_claims(FRONTEND, NOW));
+        let o = once(
+            "/admin/users",
+            &[("authorization", &bearer(&token))],
+            &cfg,
+            &mut up,
+        );
+        assert_eq!(
+            status_code(&o),
+            (502, "upstream_error".into()),
+            "Age {age:?}"
+        );
+        assert!(String::from_utf8_lossy(o.reply.body()).contains("Age"));
+        assert!(up.sent.iter().all(|s| s.service != Service::Backend));
+
+        // A good set: kept (and so its key) until its own bounds, as after a failed fetch.
+        let mut cache = JwksCache::default();
+        let mut up = jwks_answers(vec![
+            aged_jwks(&old.public_jwk(), "0"),
+            aged_jwks(&new.public_jwk(), age),
+        ]);
+        assert_eq!(status_at(&old, NOW, &cfg, &mut cache, &mut up), 200);
+        assert_eq!(
+            status_at(&old, NOW + TTL_SECS, &cfg, &mut cache, &mut up),
+            200
+        );
+        assert_eq!(
+            status_at(&new, NOW + TTL_SECS + 1, &cfg, &mut cache, &mut up),
+            401
+        );
+        assert_eq!(
+            jwks_fetches(&up),
+            2,
+            "the refused answer counts as an attempt"
+        );
+    }
 }

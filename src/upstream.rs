@@ -41,6 +41,9 @@ pub struct OutRequest<'a> {
 pub struct OutResponse {
     pub status: StatusCode,
     pub body: Vec<u8>,
+    /// The first `Age` field line as sent, for the JWKS answer only: no other call uses it, so
+    /// no other call reads the header.
+    pub age: Option<Vec<u8>>,
 }
 
 #[derive(thiserror::Error, Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,7 +13,7 @@ use crate::request::RequestError;
 use crate::signature::Verifier;
 use crate::token_cache::TokenCache;
 use crate::upstream::{
-    Method as OutMethod, OutRequest, OutResponse, StatusCode, TransportError, Upstream,
+    Method as OutMethod, OutRequest, OutResponse, Service, StatusCode, TransportError, Upstream,
 };
 
 // The generated bindings are FFI glue and need `unsafe`; the adapter code below needs none.
@@ -293,6 +293,12 @@ impl Upstream for WasiUpstream {
             Some(Err(())) | None => return Err(TransportError::Failed),
         };
         let status = StatusCode::from_u16(response.status()).map_err(|_| TransportError::Failed)?;
+        // Only the JWKS answer's age is used. Other calls skip the lookup: on some hosts the first
+        // `headers()` converts every header (the Workers shim builds them from fetch's).
+        let age = match req.service {
+            Service::Jwks => response.headers().get("age").into_iter().next(),
+            Service::Gateway | Service::Backend => None,
+        };
         let incoming_body = response.consume().map_err(|()| TransportError::Failed)?;
         let stream = incoming_body
             .stream()
@@ -313,7 +319,7 @@ impl Upstream for WasiUpstream {
         }
         drop(stream);
         drop(incoming_body);
-        Ok(OutResponse { status, body })
+        Ok(OutResponse { status, body, age })
     }
 }
 

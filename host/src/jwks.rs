@@ -7,14 +7,20 @@
 //! per 10 minutes, plus one per replacement. Here, all instances share one upstream answer:
 //!
 //! - an instance's **first** JWKS request, or one made after the instance's own cache expired
-//!   (its previous fetch is at least a TTL old), is answered from the shared entry while that
+//!   (the answer it holds is at least a TTL old), is answered from the shared entry while that
 //!   entry is younger than the TTL;
 //! - a **repeated** request from the same instance within the TTL can only mean the component
 //!   saw an unknown `kid` (a rotation) or a failed fetch: it goes upstream, unless the shared
 //!   entry is younger than the refetch interval (someone just refreshed it; default
 //!   [`DEFAULT_REFETCH_INTERVAL`]);
 //! - only `200` answers are stored; fetches are single-flight (concurrent misses wait for the
-//!   one upstream call).
+//!   one upstream call);
+//! - ages are HTTP's `Age` (RFC 9111 §4.2.3's corrected age): an entry is as old as the time
+//!   since its upstream fetch plus the `Age` the upstream sent, every TTL decision here counts
+//!   that, and an answer from a stored entry carries it as `Age`. The component counts its own
+//!   TTL from the answer's `Age`, so a new instance handed a 9-minute-old entry refetches in a
+//!   minute, not in ten: a key removed upstream stops verifying within the TTL on every
+//!   instance. An upstream answer the component would refuse for its `Age` is not stored.
 //!
 //! The result: one upstream JWKS call per TTL window under steady load, and a rotation is
 //! picked up as fast as the component alone would (≤ 30 s).
@@ -23,10 +29,13 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use http::{HeaderValue, header};
 use http_body_util::{BodyExt as _, Full, Limited};
+use wacht_admin::jwks_cache::Age;
 
 use crate::{OutboundFuture, OutboundResponse, RequestOptions, WasiBody};
 
@@ -49,6 +58,32 @@ struct Entry {
     parts: http::response::Parts,
     body: Bytes,
     fetched: Instant,
+    /// The `Age` the upstream sent: how old the answer already was when we fetched it.
+    upstream_age: Duration,
+}
+
+impl Entry {
+    /// The corrected age: since our fetch, plus the upstream's own `Age`.
+    fn age(&self) -> Duration {
+        self.fetched.elapsed().saturating_add(self.upstream_age)
+    }
+}
+
+/// What one instance holds from the cache: when it last asked, and how old the answer it got
+/// was then (its own TTL counts from the answer's `Age`). The fetch that answers fills it in.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Held(Arc<Mutex<Option<(Instant, Duration)>>>);
+
+impl Held {
+    /// How old the instance's answer is now; `None` before its first request.
+    fn age(&self) -> Option<Duration> {
+        let held = *self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        held.map(|(asked, age)| asked.elapsed().saturating_add(age))
+    }
+
+    fn set(&self, asked: Instant, age: Duration) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some((asked, age));
+    }
 }
 
 /// See the module documentation. Put it in [`crate::EngineOptions::jwks_cache`].
@@ -98,13 +133,13 @@ impl JwksCache {
         self.hits.load(Ordering::Relaxed)
     }
 
-    /// Whether an answer for `url` younger than the TTL is stored.
+    /// Whether an answer for `url` younger than the TTL (its upstream `Age` counted) is stored.
     pub async fn is_fresh(&self, url: &str) -> bool {
         self.entries
             .lock()
             .await
             .get(url)
-            .is_some_and(|entry| entry.fetched.elapsed() < self.ttl)
+            .is_some_and(|entry| entry.age() < self.ttl)
     }
 
     /// Whether `request` is a JWKS fetch this cache handles.
@@ -114,24 +149,30 @@ impl JwksCache {
             && request.uri().path().ends_with(JWKS_PATH_SUFFIX)
     }
 
-    /// Answers a JWKS request. `previous` is when the same instance last asked (None: never).
+    /// Answers a JWKS request of the instance that holds `held` (a fresh `Held`: a probe, or
+    /// an instance that never asked).
     pub(crate) fn fetch(
-        self: std::sync::Arc<Self>,
+        self: Arc<Self>,
         request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
-        previous: Option<Instant>,
+        held: Held,
         next: impl FnOnce(http::Request<WasiBody>, Option<RequestOptions>) -> OutboundFuture
         + Send
         + 'static,
     ) -> OutboundFuture {
         Box::pin(async move {
             let key = request.uri().to_string();
+            let asked = Instant::now();
             // A repeat within the instance's own TTL: the component wants fresh keys.
-            let wants_fresh =
-                previous.is_some_and(|t| t.elapsed().saturating_add(TTL_SLACK) < self.ttl);
+            let wants_fresh = held
+                .age()
+                .is_some_and(|age| age.saturating_add(TTL_SLACK) < self.ttl);
+            // Until an answer says otherwise (a failure, a refused answer): what it holds is
+            // as fresh as this request.
+            held.set(asked, Duration::ZERO);
             let mut entries = self.entries.lock().await;
             if let Some(entry) = entries.get(&key) {
-                let age = entry.fetched.elapsed();
+                let age = entry.age();
                 let limit = if wants_fresh {
                     self.refetch_interval
                 } else {
@@ -139,10 +180,16 @@ impl JwksCache {
                 };
                 if age < limit {
                     self.hits.fetch_add(1, Ordering::Relaxed);
-                    return Ok(answer(entry.parts.clone(), entry.body.clone()));
+                    held.set(asked, age);
+                    let mut parts = entry.parts.clone();
+                    parts
+                        .headers
+                        .insert(header::AGE, HeaderValue::from(age.as_secs()));
+                    return Ok(answer(parts, entry.body.clone()));
                 }
             }
             self.upstream.fetch_add(1, Ordering::Relaxed);
+            let sent = Instant::now();
             let (response, io) = next(request, options).await?;
             // The connection task must run while the body is read.
             let io = tokio::spawn(Pin::from(io));
@@ -161,7 +208,12 @@ impl JwksCache {
             if let Ok(Err(e)) = io_result {
                 return Err(e);
             }
-            if parts.status == http::StatusCode::OK {
+            // Parsed as the component parses it: an answer it refuses is not kept for others.
+            let upstream_age =
+                Age::from_field(parts.headers.get(header::AGE).map(HeaderValue::as_bytes));
+            if let (http::StatusCode::OK, Ok(upstream_age)) = (parts.status, upstream_age) {
+                let upstream_age = Duration::from_secs(upstream_age.secs());
+                held.set(asked, upstream_age);
                 // Status and headers only: extensions belong to the connection that brought them.
                 let mut stored = http::Response::new(());
                 *stored.status_mut() = parts.status;
@@ -172,7 +224,9 @@ impl JwksCache {
                     Entry {
                         parts: stored.into_parts().0,
                         body: body.clone(),
-                        fetched: Instant::now(),
+                        // From the request: RFC 9111's corrected age counts the response delay.
+                        fetched: sent,
+                        upstream_age,
                     },
                 );
             }
@@ -193,7 +247,6 @@ fn answer(parts: http::response::Parts, body: Bytes) -> OutboundResponse {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
     use std::sync::atomic::AtomicUsize;
 
     use http_body_util::Empty;
@@ -210,20 +263,47 @@ mod tests {
             .unwrap()
     }
 
-    /// An upstream that counts calls and answers `status` with a body naming the call.
+    impl Held {
+        /// An instance that asked just now and got an answer `age` old.
+        fn holding(age: Duration) -> Held {
+            let held = Held::default();
+            held.set(Instant::now(), age);
+            held
+        }
+    }
+
+    /// What an upstream answers: a status, and an `Age` header if any.
+    #[derive(Clone, Copy)]
+    struct Upstream {
+        status: u16,
+        age: Option<&'static str>,
+        delay: Duration,
+    }
+
+    const OK: Upstream = Upstream {
+        status: 200,
+        age: None,
+        delay: Duration::ZERO,
+    };
+
+    /// An upstream that counts calls and answers `with` and a body naming the call.
     fn upstream(
         calls: &Arc<AtomicUsize>,
-        status: u16,
-        delay: Duration,
+        with: Upstream,
     ) -> impl FnOnce(http::Request<WasiBody>, Option<RequestOptions>) -> OutboundFuture + Send + 'static
     {
         let calls = calls.clone();
         move |_, _| {
             Box::pin(async move {
                 let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
-                tokio::time::sleep(delay).await;
+                tokio::time::sleep(with.delay).await;
                 let mut response = http::Response::new(());
-                *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
+                *response.status_mut() = http::StatusCode::from_u16(with.status).unwrap();
+                if let Some(age) = with.age {
+                    response
+                        .headers_mut()
+                        .insert(header::AGE, HeaderValue::from_static(age));
+                }
                 Ok(answer(
                     response.into_parts().0,
                     Bytes::from(format!("{{\"keys\":[],\"call\":{n}}}")),
@@ -232,25 +312,46 @@ mod tests {
         }
     }
 
+    /// What the instance gets: status, body, and the `Age` header.
+    #[derive(Debug, PartialEq)]
+    struct Got {
+        status: u16,
+        body: String,
+        age: Option<String>,
+    }
+
     async fn fetch(
         cache: &Arc<JwksCache>,
         calls: &Arc<AtomicUsize>,
-        previous: Option<Instant>,
-        status: u16,
-    ) -> (u16, String) {
+        held: &Held,
+        with: Upstream,
+    ) -> Got {
         let (response, _io) = cache
             .clone()
             .fetch(
                 request("GET", URL),
                 None,
-                previous,
-                upstream(calls, status, Duration::ZERO),
+                held.clone(),
+                upstream(calls, with),
             )
             .await
             .unwrap();
         let status = response.status().as_u16();
+        let age = response
+            .headers()
+            .get(header::AGE)
+            .map(|v| v.to_str().unwrap().to_string());
         let body = response.into_body().collect().await.unwrap().to_bytes();
-        (status, String::from_utf8_lossy(&body).into_owned())
+        Got {
+            status,
+            body: String::from_utf8_lossy(&body).into_owned(),
+            age,
+        }
+    }
+
+    /// A first request, by an instance that holds nothing yet.
+    async fn first(cache: &Arc<JwksCache>, calls: &Arc<AtomicUsize>, with: Upstream) -> Got {
+        fetch(cache, calls, &Held::default(), with).await
     }
 
     #[test]
@@ -276,73 +377,153 @@ mod tests {
         let cache = Arc::new(JwksCache::default());
         let calls = Arc::new(AtomicUsize::new(0));
         // Instance A's first fetch goes upstream; B's and C's first fetches do not.
-        assert_eq!(
-            fetch(&cache, &calls, None, 200).await.1,
-            r#"{"keys":[],"call":1}"#
-        );
-        assert_eq!(
-            fetch(&cache, &calls, None, 200).await.1,
-            r#"{"keys":[],"call":1}"#
-        );
-        assert_eq!(
-            fetch(&cache, &calls, None, 200).await.1,
-            r#"{"keys":[],"call":1}"#
-        );
-        // A instance whose own cache expired (its last fetch is a TTL old): still shared.
-        let long_ago = Instant::now().checked_sub(DEFAULT_TTL + Duration::from_secs(1));
-        if long_ago.is_some() {
-            fetch(&cache, &calls, long_ago, 200).await;
+        for _ in 0..3 {
+            assert_eq!(
+                first(&cache, &calls, OK).await.body,
+                r#"{"keys":[],"call":1}"#
+            );
         }
+        // An instance whose own cache expired (it holds an answer a TTL old): still shared.
+        let expired = Held::holding(DEFAULT_TTL + Duration::from_secs(1));
+        fetch(&cache, &calls, &expired, OK).await;
         // A repeat within the instance's TTL (unknown kid): the entry is seconds old, younger
         // than the refetch interval, so it is answered from the cache too.
-        fetch(&cache, &calls, Some(Instant::now()), 200).await;
+        fetch(&cache, &calls, &Held::holding(Duration::ZERO), OK).await;
         assert_eq!(calls.load(Ordering::SeqCst), 1);
-        assert_eq!(
-            (cache.upstream_fetches(), cache.hits()),
-            (1, 3 + u64::from(long_ago.is_some()))
-        );
+        assert_eq!((cache.upstream_fetches(), cache.hits()), (1, 4));
     }
 
     #[tokio::test]
     async fn a_repeat_within_the_ttl_refetches_after_the_interval() {
         let cache = Arc::new(JwksCache::new(DEFAULT_TTL, Duration::from_millis(30)));
         let calls = Arc::new(AtomicUsize::new(0));
-        fetch(&cache, &calls, None, 200).await;
+        let held = Held::default();
+        fetch(&cache, &calls, &held, OK).await;
         tokio::time::sleep(Duration::from_millis(40)).await;
         // First fetch of another instance: shared. A repeat (rotation): upstream.
+        assert!(first(&cache, &calls, OK).await.body.contains("\"call\":1"));
         assert!(
-            fetch(&cache, &calls, None, 200)
+            fetch(&cache, &calls, &held, OK)
                 .await
-                .1
-                .contains("\"call\":1")
-        );
-        assert!(
-            fetch(&cache, &calls, Some(Instant::now()), 200)
-                .await
-                .1
+                .body
                 .contains("\"call\":2")
         );
         // Which refreshed the entry for everyone.
+        assert!(first(&cache, &calls, OK).await.body.contains("\"call\":2"));
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn an_instance_whose_aged_answer_expired_is_not_a_rotation() {
+        let cache = Arc::new(JwksCache::new(DEFAULT_TTL, Duration::from_millis(30)));
+        let calls = Arc::new(AtomicUsize::new(0));
+        first(&cache, &calls, OK).await;
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        // It asked a moment ago, but was handed an answer already 595 s old: its own TTL is
+        // over, so this is its expiry, answered from the (fresh) shared entry.
+        let handed_old = Held::holding(DEFAULT_TTL - Duration::from_secs(5));
         assert!(
-            fetch(&cache, &calls, None, 200)
+            fetch(&cache, &calls, &handed_old, OK)
                 .await
-                .1
+                .body
+                .contains("\"call\":1")
+        );
+        // What it holds now is the entry's age, not the 595 s: a repeat is a rotation.
+        let age = handed_old.age().unwrap();
+        assert!(age < Duration::from_secs(1), "{age:?}");
+        assert!(
+            fetch(&cache, &calls, &handed_old, OK)
+                .await
+                .body
                 .contains("\"call\":2")
         );
         assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]
+    async fn the_upstreams_age_counts_and_a_stored_answer_carries_the_corrected_age() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let aged = |age| Upstream {
+            age: Some(age),
+            ..OK
+        };
+        // An answer the upstream kept 5 s; one it kept 599 s, 1 s from expiry.
+        let young = Arc::new(JwksCache::default());
+        let old = Arc::new(JwksCache::default());
+        let got = first(&young, &calls, aged("5")).await;
+        assert_eq!(
+            (got.status, got.age.as_deref()),
+            (200, Some("5")),
+            "passed on as sent"
+        );
+        let held = Held::default();
+        fetch(&old, &calls, &held, aged("599")).await;
+        let age = held.age().unwrap();
+        assert!(
+            age >= Duration::from_secs(599),
+            "the instance holds a 599 s answer: {age:?}"
+        );
+        let got = first(&old, &calls, aged("599")).await;
+        assert_eq!(
+            got.age.as_deref(),
+            Some("599"),
+            "from the entry, a moment later"
+        );
+        assert!(old.is_fresh(URL).await);
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        // Our second of storage plus the upstream's 5: RFC 9111's corrected age.
+        let got = first(&young, &calls, aged("5")).await;
+        assert_eq!(
+            (got.body.as_str(), got.age.as_deref()),
+            (r#"{"keys":[],"call":1}"#, Some("6"))
+        );
+        // 600 s old by now: expired for the probe and for a new instance.
+        assert!(!old.is_fresh(URL).await);
+        let got = first(&old, &calls, aged("599")).await;
+        assert_eq!(got.body, r#"{"keys":[],"call":3}"#);
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn an_answer_the_component_would_refuse_for_its_age_is_not_stored() {
+        for age in ["3600", "-1", "soon"] {
+            let cache = Arc::new(JwksCache::default());
+            let calls = Arc::new(AtomicUsize::new(0));
+            let with = Upstream {
+                age: Some(age),
+                ..OK
+            };
+            let got = first(&cache, &calls, with).await;
+            assert_eq!(
+                (got.status, got.age.as_deref()),
+                (200, Some(age)),
+                "passed on as sent"
+            );
+            first(&cache, &calls, with).await;
+            assert_eq!(calls.load(Ordering::SeqCst), 2, "Age {age:?} was stored");
+            assert!(!cache.is_fresh(URL).await);
+        }
+    }
+
+    #[tokio::test]
     async fn entries_expire_and_failures_are_not_stored() {
         let cache = Arc::new(JwksCache::new(Duration::from_millis(30), Duration::ZERO));
         let calls = Arc::new(AtomicUsize::new(0));
-        assert_eq!(fetch(&cache, &calls, None, 503).await.0, 503);
-        assert_eq!(fetch(&cache, &calls, None, 200).await.0, 200);
+        let unavailable = Upstream { status: 503, ..OK };
+        assert_eq!(first(&cache, &calls, unavailable).await.status, 503);
+        assert_eq!(first(&cache, &calls, OK).await.status, 200);
         assert_eq!(calls.load(Ordering::SeqCst), 2, "a 503 is not cached");
-        fetch(&cache, &calls, None, 200).await;
+        let got = first(&cache, &calls, OK).await;
         assert_eq!(calls.load(Ordering::SeqCst), 2);
+        assert_eq!(
+            got.age.as_deref(),
+            Some("0"),
+            "an answer from the entry says its age"
+        );
         tokio::time::sleep(Duration::from_millis(40)).await;
-        fetch(&cache, &calls, None, 200).await;
+        first(&cache, &calls, OK).await;
         assert_eq!(calls.load(Ordering::SeqCst), 3, "expired after the TTL");
     }
 
@@ -354,9 +535,13 @@ mod tests {
             .map(|_| {
                 let (cache, calls) = (cache.clone(), calls.clone());
                 tokio::spawn(async move {
-                    let next = upstream(&calls, 200, Duration::from_millis(50));
+                    let slow = Upstream {
+                        delay: Duration::from_millis(50),
+                        ..OK
+                    };
+                    let next = upstream(&calls, slow);
                     let (response, _) = cache
-                        .fetch(request("GET", URL), None, None, next)
+                        .fetch(request("GET", URL), None, Held::default(), next)
                         .await
                         .unwrap();
                     response.status().as_u16()

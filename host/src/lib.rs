@@ -253,7 +253,7 @@ impl Component {
             hooks: Hooks {
                 outbound: self.options.outbound.clone(),
                 jwks_cache: self.options.jwks_cache.clone(),
-                jwks_asked: None,
+                jwks_held: jwks::Held::default(),
             },
             deadline: Instant::now(),
             limits: Limits {
@@ -415,9 +415,9 @@ impl WasiHttpView for RequestState {
 struct Hooks {
     outbound: Option<Arc<dyn Outbound>>,
     jwks_cache: Option<Arc<JwksCache>>,
-    /// When this instance last asked for the JWKS: the cache tells a first fetch from a
-    /// rotation refetch by it.
-    jwks_asked: Option<Instant>,
+    /// What this instance last got from the JWKS cache: the cache tells a first fetch, or one
+    /// after the instance's own TTL, from a rotation refetch by it.
+    jwks_held: jwks::Held,
 }
 
 impl WasiHttpHooks for Hooks {
@@ -433,10 +433,12 @@ impl WasiHttpHooks for Hooks {
             None => send_direct(request, options),
         };
         match &self.jwks_cache {
-            Some(cache) if JwksCache::applies_to(&request) => {
-                let previous = self.jwks_asked.replace(Instant::now());
-                Box::new(cache.clone().fetch(request, options, previous, next))
-            }
+            Some(cache) if JwksCache::applies_to(&request) => Box::new(cache.clone().fetch(
+                request,
+                options,
+                self.jwks_held.clone(),
+                next,
+            )),
             _ => Box::new(next(request, options)),
         }
     }

@@ -5,6 +5,7 @@
 
 use std::convert::Infallible;
 use std::fmt::Write as _;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,7 +18,8 @@ use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::{Body as _, Incoming};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinHandle;
 
 use crate::admin::Admin;
@@ -281,6 +283,56 @@ fn url_of(addr: SocketAddr) -> String {
     format!("http://{addr}")
 }
 
+/// A listener that keeps at most `max_connections` of its connections open: at the cap it stops
+/// accepting, and further clients wait in the kernel backlog until one closes. The API listener
+/// and the operations listener (`--admin-listen`) both accept through it.
+pub(crate) struct CappedListener {
+    listener: TcpListener,
+    open: Arc<tokio::sync::Semaphore>,
+    /// Names the listener in a failure line.
+    name: &'static str,
+}
+
+impl CappedListener {
+    pub(crate) fn new(listener: TcpListener, max_connections: usize, name: &'static str) -> Self {
+        CappedListener {
+            listener,
+            open: Arc::new(tokio::sync::Semaphore::new(max_connections)),
+            name,
+        }
+    }
+
+    /// The next connection, once one of the `max_connections` slots is free. Serve it with
+    /// [`CappedListener::spawn`], which frees the slot when the connection ends.
+    pub(crate) async fn accept(
+        &self,
+        logger: &Logger,
+    ) -> anyhow::Result<(TcpStream, SocketAddr, OwnedSemaphorePermit)> {
+        let slot = self.open.clone().acquire_owned().await?;
+        loop {
+            match self.listener.accept().await {
+                Ok((stream, peer)) => return Ok((stream, peer, slot)),
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    logger.failure(0, &format!("{}: accept failed: {e}", self.name));
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    /// Runs `connection` on a task of its own; its slot is freed when it ends.
+    pub(crate) fn spawn<F>(slot: OwnedSemaphorePermit, connection: F)
+    where
+        F: Future + Send + 'static,
+    {
+        tokio::spawn(async move {
+            let _ = connection.await;
+            drop(slot);
+        });
+    }
+}
+
 async fn accept_loop(
     listener: TcpListener,
     front: Arc<Front>,
@@ -289,24 +341,11 @@ async fn accept_loop(
     mut shutdown: tokio::sync::oneshot::Receiver<()>,
 ) -> anyhow::Result<()> {
     let graceful = GracefulShutdown::new();
-    let connections = Arc::new(tokio::sync::Semaphore::new(max_connections));
+    let listener = CappedListener::new(listener, max_connections, "API listener");
     loop {
-        // At the connection limit, stop accepting: further clients wait in the kernel backlog.
-        let permit = tokio::select! {
+        let (stream, peer, slot) = tokio::select! {
             _ = &mut shutdown => break,
-            permit = connections.clone().acquire_owned() => permit?,
-        };
-        let (stream, peer) = tokio::select! {
-            _ = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    front.logger.failure(0, &format!("accept failed: {e}"));
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+            accepted = listener.accept(&front.logger) => accepted?,
         };
         let _ = stream.set_nodelay(true);
         let front = front.clone();
@@ -315,10 +354,7 @@ async fn accept_loop(
             async move { Ok::<_, Infallible>(front.respond(req, peer).await) }
         });
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
-        tokio::spawn(async move {
-            let _ = connection.await;
-            drop(permit);
-        });
+        CappedListener::spawn(slot, connection);
     }
     drop(listener);
     tokio::select! {

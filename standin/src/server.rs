@@ -369,6 +369,7 @@ impl StandIn {
             api_key: RwLock::new(config.api_key),
             keys: RwLock::new(config.keys.into_iter().map(Arc::new).collect()),
             jwks_document: RwLock::new(None),
+            jwks_age: RwLock::new(None),
             users: RwLock::new(config.users),
             credentials: RwLock::new(config.credentials.into_iter().collect()),
             faults: Mutex::new([Fault::Normal; 4]),
@@ -463,6 +464,12 @@ impl StandIn {
     /// to the keys. For key sets no `TestKey` can sign for (test vectors).
     pub fn set_jwks_document(&self, document: Option<String>) {
         *write(&self.shared.jwks_document) = document;
+    }
+
+    /// Sends `Age: <age>` with the JWKS (as a CDN answering from its cache would), byte for
+    /// byte, so an invalid value can be sent too; `None` sends no `Age`.
+    pub fn set_jwks_age(&self, age: Option<&str>) {
+        *write(&self.shared.jwks_age) = age.map(str::to_string);
     }
 
     /// The keys currently served, first one first.
@@ -608,6 +615,8 @@ struct Shared {
     keys: RwLock<Vec<Arc<TestKey>>>,
     /// Served instead of the keys' JWKS when set (test vectors bring their own documents).
     jwks_document: RwLock<Option<String>>,
+    /// The JWKS answer's `Age` header, when set.
+    jwks_age: RwLock<Option<String>>,
     users: RwLock<Vec<User>>,
     credentials: RwLock<HashMap<String, Credential>>,
     faults: Mutex<[Fault; 4]>,
@@ -841,6 +850,12 @@ fn jwks(shared: &Shared) -> Reply {
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=600"),
     );
+    if let Some(age) = read(&shared.jwks_age)
+        .as_deref()
+        .and_then(|age| HeaderValue::from_str(age).ok())
+    {
+        resp.headers_mut().insert(header::AGE, age);
+    }
     resp
 }
 

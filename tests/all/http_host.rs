@@ -1,15 +1,18 @@
 //! The host embedding with the real component: the outbound hook (what a server uses for an
-//! allowlist or a JWKS cache), the pooling allocator, and the host-side deadline.
+//! allowlist or a JWKS cache), the shared JWKS cache, the pooling allocator, and the host-side
+//! deadline.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::common::*;
 use anyhow::ensure;
 use wacht_admin_host::{
-    Component, EngineOptions, Outbound, OutboundFuture, RequestOptions, WasiBody, send_direct,
+    Component, EngineOptions, JwksCache, Outbound, OutboundFuture, RequestOptions, WasiBody,
+    send_direct,
 };
+use wacht_standin::tokens::TestKey;
 
 /// Passes requests to the network when their authority is allowed; counts both outcomes.
 struct Allowlist {
@@ -145,5 +148,55 @@ async fn env_is_per_request() -> anyhow::Result<()> {
     ensure!(msg.contains("WACHT_"), "{msg}");
     let h = get("/admin/users", &[bearer(&session_token(&s))], &env_for(&s)).await?;
     expect_users(&h, &s)?;
+    Ok(())
+}
+
+/// A key removed upstream stops verifying within the TTL of its removal, even for a new instance
+/// that the host's shared JWKS cache answers. The stand-in answers as a CDN that has kept the
+/// JWKS 595 s, so the answer has 5 s of its 10-minute TTL left: the shared entry must expire
+/// then too, not 10 minutes after the host fetched it (nor the new instance's own cache).
+#[tokio::test]
+async fn a_removed_key_stops_verifying_within_the_ttl_for_new_instances() -> anyhow::Result<()> {
+    const AGE_SECS: u64 = 595;
+    let s = standin();
+    s.set_jwks_age(Some(&AGE_SECS.to_string()));
+    let cache = Arc::new(JwksCache::default());
+    let c = load_with(EngineOptions {
+        jwks_cache: Some(cache.clone()),
+        ..engine_options()
+    })?;
+    let env = env_for(&s);
+    let removed = session_token(&s);
+    let users = |token: &str| request("GET", "/admin/users", &[bearer(token)]);
+    // Each `handle` is a new instance: the first fetches upstream, the second gets the entry.
+    let started = Instant::now();
+    for _ in 0..2 {
+        expect_users(&c.handle(users(&removed), &env).await?, &s)?;
+    }
+    ensure!(
+        (s.count(Endpoint::Jwks), cache.hits()) == (1, 1),
+        "JWKS calls {}, shared-cache hits {}",
+        s.count(Endpoint::Jwks),
+        cache.hits()
+    );
+    ensure!(
+        started.elapsed() < Duration::from_secs(600 - AGE_SECS),
+        "too slow to test within the TTL: {:?}",
+        started.elapsed()
+    );
+
+    s.set_keys(vec![TestKey::es256(2)]);
+    // Past the answer's TTL (whole seconds, so a little more), measured from before its fetch.
+    tokio::time::sleep_until(
+        (started + Duration::from_millis((600 - AGE_SECS) * 1000 + 1200)).into(),
+    )
+    .await;
+    let h = c.handle(users(&removed), &env).await?;
+    expect_error(&h, 401, "invalid_token")?;
+    ensure!(
+        s.count(Endpoint::Jwks) == 2,
+        "the new instance was answered from an expired shared entry"
+    );
+    expect_users(&c.handle(users(&session_token(&s)), &env).await?, &s)?;
     Ok(())
 }

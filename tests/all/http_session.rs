@@ -549,3 +549,27 @@ async fn clock_skew_is_five_seconds_and_configurable() -> anyhow::Result<()> {
     expect_users(&h, &s)?;
     Ok(())
 }
+
+/// The component counts the JWKS answer's `Age` from any upstream (here the stand-in as a CDN):
+/// an answer an hour old, or with an `Age` that is no number, is not used.
+#[tokio::test]
+async fn a_jwks_answer_too_old_by_its_age_is_refused() -> anyhow::Result<()> {
+    let s = standin();
+    let token = session_token(&s);
+    for age in ["3600", "1e3"] {
+        s.set_jwks_age(Some(age));
+        let h = get("/admin/users", &[bearer(&token)], &env_for(&s)).await?;
+        let message = expect_error(&h, 502, "upstream_error")?;
+        ensure!(message.contains("Age"), "Age {age}: {message}");
+        ensure!(
+            s.count(Endpoint::Users) == 0,
+            "Age {age}: the backend was called"
+        );
+    }
+    s.set_jwks_age(Some("3599"));
+    expect_users(
+        &get("/admin/users", &[bearer(&token)], &env_for(&s)).await?,
+        &s,
+    )?;
+    Ok(())
+}

@@ -57,6 +57,11 @@ before(async () => {
           // Headers and a tenth of the body, then nothing.
           res.writeHead(200, { "content-length": "100" });
           return res.write("x".repeat(10));
+        case "/aged":
+          // As a CDN answers from its cache; the Age line repeated, as a chain of caches might.
+          res.setHeader("age", ["597", "3"]);
+          res.writeHead(200, { "content-type": "application/json", "cache-control": "public, max-age=600" });
+          return res.end('{"keys":[]}');
         case "/echo":
           res.writeHead(200, { "content-type": "text/plain" });
           return res.end(`${req.method} ${entry.body}`);
@@ -146,6 +151,22 @@ test("a GET is answered from memory: status, body, then closed", async () => {
   assert.equal(response.status(), 200);
   assert.equal(readAll(response), '{"data":[]}');
   assert.deepEqual(future.get(), { tag: "err", val: undefined }, "the answer is handed out once");
+});
+
+test("the upstream's response headers reach the guest: Age for the JWKS cache", async () => {
+  const { request } = outgoing(`${origin}/aged`);
+  const future = handler().handle(request, undefined);
+  await wait(future);
+  const response = future.get().val.val;
+  assert.equal(response.status(), 200);
+  const fields = response.headers();
+  // fetch folds the repeated line into one value, in order: its first member is still the first
+  // line's, which is what the component reads (RFC 9111 §5.1).
+  assert.deepEqual(fields.get("age").map(text), ["597, 3"]);
+  assert.deepEqual(fields.get("Cache-Control").map(text), ["public, max-age=600"]);
+  assert.equal(fields.get("x-absent").length, 0);
+  assert.throws(() => fields.append("age", bytes("0")), (e) => e?.tag === "immutable");
+  assert.equal(readAll(response), '{"keys":[]}');
 });
 
 test("a ready pollable is answered without a Promise", async () => {
