@@ -10,13 +10,16 @@
 //!   `Age: a` (RFC 9111 §5.1; from a CDN, or the native host's shared cache) counts as fetched
 //!   `a` seconds ago, so a cache in front cannot stretch a removed key's life. An answer already
 //!   `MAX_STALE_SECS` old, or with an invalid `Age`, is refused like a failed fetch. The refetch
-//!   limit still counts from our own attempt.
+//!   limit counts from our own attempt, but ends no later than the set's expiry, so an answer
+//!   that arrived old is not kept past its TTL either.
 
 use crate::jwks::KeySet;
 
 pub const TTL_SECS: u64 = 600;
 pub const REFETCH_INTERVAL_SECS: u64 = 30;
 pub const MAX_STALE_SECS: u64 = 3600;
+/// The least time between two fetches when the first answer was already at its TTL.
+pub const EXPIRY_REFETCH_GAP_SECS: u64 = 1;
 
 #[derive(Debug, Default)]
 pub struct JwksCache {
@@ -95,8 +98,16 @@ impl JwksCache {
 
     /// A set fetched `now` whose answer was already `age` old.
     pub fn fetched(&mut self, keys: KeySet, now: u64, age: Age) {
-        self.current = Some((keys, now.saturating_sub(age.0)));
-        self.last_attempt = Some(now);
+        let made = now.saturating_sub(age.0);
+        self.current = Some((keys, made));
+        // The refetch limit must not keep an answer that arrived old past its TTL: the next
+        // fetch is allowed at its expiry, if that comes sooner, but never sooner than
+        // `EXPIRY_REFETCH_GAP_SECS` after this one (an upstream whose answers are always
+        // older than the TTL is asked at most that often).
+        let expiry = made
+            .saturating_add(TTL_SECS)
+            .max(now.saturating_add(EXPIRY_REFETCH_GAP_SECS));
+        self.last_attempt = Some(now.min(expiry.saturating_sub(REFETCH_INTERVAL_SECS)));
     }
 
     pub fn fetch_failed(&mut self, now: u64) {
@@ -151,9 +162,22 @@ mod tests {
         assert!(!cache.fresh(NOW + 10), "590 s old when fetched: 10 s left");
         assert!(cache.last_good(NOW + MAX_STALE_SECS - 591).is_some());
         assert!(cache.last_good(NOW + MAX_STALE_SECS - 590).is_none());
-        // The refetch limit counts from our own attempt, not the answer's age.
+        // The next fetch may come at the TTL's end, not 30 s after ours: the answer arrived old.
+        assert!(!cache.may_refetch(NOW + 9));
+        assert!(cache.may_refetch(NOW + 10));
+
+        // A young answer: the refetch limit counts from our own attempt.
+        let mut cache = JwksCache::default();
+        cache.fetched(keys(), NOW, Age::from_field(Some(b"5")).unwrap());
         assert!(!cache.may_refetch(NOW + REFETCH_INTERVAL_SECS - 1));
         assert!(cache.may_refetch(NOW + REFETCH_INTERVAL_SECS));
+
+        // Already past its TTL when it came: used, and asked again after the gap, not at once.
+        let mut cache = JwksCache::default();
+        cache.fetched(keys(), NOW, Age::from_field(Some(b"900")).unwrap());
+        assert!(!cache.fresh(NOW) && cache.last_good(NOW).is_some());
+        assert!(!cache.may_refetch(NOW));
+        assert!(cache.may_refetch(NOW + EXPIRY_REFETCH_GAP_SECS));
     }
 
     #[test]
