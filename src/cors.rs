@@ -17,7 +17,10 @@ use http::header::{
 };
 use http::{Method, StatusCode};
 
-use crate::error::{Reply, json_reply};
+use crate::reply::{Reply, error_reply, json_reply};
+
+/// The error code of a refused preflight.
+pub const ORIGIN_NOT_ALLOWED: &str = "origin_not_allowed";
 
 /// How long a browser may reuse a preflight answer.
 pub const MAX_AGE_SECS: u64 = 600;
@@ -119,6 +122,7 @@ pub fn preflight(
     method: &Method,
     path: &str,
     headers: &HeaderMap,
+    request_id: &str,
 ) -> Option<Reply> {
     if method != Method::OPTIONS
         || !headers.contains_key(ACCESS_CONTROL_REQUEST_METHOD)
@@ -128,16 +132,12 @@ pub fn preflight(
     }
     match decision {
         Decision::None => None,
-        Decision::Unlisted => {
-            let body = serde_json::json!({
-                "error": "origin_not_allowed",
-                "message": "this origin is not in WACHT_CORS_ORIGINS",
-            });
-            Some(json_reply(
-                StatusCode::FORBIDDEN,
-                body.to_string().into_bytes(),
-            ))
-        }
+        Decision::Unlisted => Some(error_reply(
+            StatusCode::FORBIDDEN,
+            ORIGIN_NOT_ALLOWED,
+            "this origin is not in WACHT_CORS_ORIGINS",
+            request_id,
+        )),
         Decision::Allowed(_) => {
             let mut reply = json_reply(StatusCode::NO_CONTENT, Vec::new());
             let headers = reply.headers_mut();
@@ -252,7 +252,7 @@ mod tests {
         ]);
         let d = decide(&allowed, &req);
         let defaults = allow_headers([]).unwrap();
-        let mut ok = preflight(&d, &defaults, &Method::OPTIONS, "/admin/users", &req).unwrap();
+        let mut ok = preflight(&d, &defaults, &Method::OPTIONS, "/admin/users", &req, "r").unwrap();
         decorate(&d, &mut ok);
         assert_eq!(ok.status(), 204);
         assert!(ok.body().is_empty());
@@ -273,16 +273,17 @@ mod tests {
         assert!(!h.contains_key("content-type"));
         // Not a preflight: a plain OPTIONS, another method, another path.
         let plain = headers(&[("origin", "https://admin.example.com")]);
-        assert!(preflight(&d, &defaults, &Method::OPTIONS, "/admin/users", &plain).is_none());
-        assert!(preflight(&d, &defaults, &Method::GET, "/admin/users", &req).is_none());
-        assert!(preflight(&d, &defaults, &Method::OPTIONS, "/other", &req).is_none());
+        assert!(preflight(&d, &defaults, &Method::OPTIONS, "/admin/users", &plain, "r").is_none());
+        assert!(preflight(&d, &defaults, &Method::GET, "/admin/users", &req, "r").is_none());
+        assert!(preflight(&d, &defaults, &Method::OPTIONS, "/other", &req, "r").is_none());
         // An unlisted origin's preflight is refused, with no CORS header.
         let evil = headers(&[
             ("origin", "https://evil.example.com"),
             ("access-control-request-method", "GET"),
         ]);
         let d = decide(&allowed, &evil);
-        let mut no = preflight(&d, &defaults, &Method::OPTIONS, "/admin/users", &evil).unwrap();
+        let mut no =
+            preflight(&d, &defaults, &Method::OPTIONS, "/admin/users", &evil, "r").unwrap();
         decorate(&d, &mut no);
         assert_eq!(no.status(), 403);
         assert!(!no.headers().contains_key("access-control-allow-origin"));

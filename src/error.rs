@@ -1,13 +1,11 @@
 //! Every error the component can answer with, mapped to a response in this one place.
 //!
-//! Bodies are `{"error": code, "message": text}`. Messages come from the error types' `Display`,
-//! which never contain a credential, a token, a configuration value or upstream text.
+//! Bodies are `{"error": code, "message": text, "request_id": id}`. Messages come from the error
+//! types' `Display`, which never contain a credential, a token, a configuration value or upstream
+//! text.
 
 use http::StatusCode;
-use http::header::{
-    ALLOW, CACHE_CONTROL, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE,
-    X_CONTENT_TYPE_OPTIONS,
-};
+use http::header::{ALLOW, HeaderName, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 
 use crate::backend::BackendError;
 use crate::config::ConfigError;
@@ -17,6 +15,7 @@ use crate::jwks::JwksError;
 use crate::jwks_cache::AgeError;
 use crate::jwt::TokenError;
 use crate::protect::Denied;
+use crate::reply::{Reply, error_reply};
 use crate::request::RequestError;
 use crate::upstream::{Service, TransportError};
 
@@ -51,22 +50,6 @@ pub enum Error {
     NoKeys,
 }
 
-/// A response, ready for any host adapter to write out.
-pub type Reply = http::Response<Vec<u8>>;
-
-/// A JSON body passed through unchanged. Every answer carries `Cache-Control: no-store` (user
-/// data and auth errors must not be kept by browsers or shared caches) and
-/// `X-Content-Type-Options: nosniff`.
-pub fn json_reply(status: StatusCode, body: Vec<u8>) -> Reply {
-    let mut reply = Reply::new(body);
-    *reply.status_mut() = status;
-    let headers = reply.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    reply
-}
-
 impl Error {
     /// Status, error code and extra headers for this error.
     fn parts(&self) -> (StatusCode, &'static str, Vec<(HeaderName, HeaderValue)>) {
@@ -97,14 +80,14 @@ impl Error {
                 | CredentialError::Ambiguous
                 | CredentialError::NotMachineCredential,
             )
-            | Error::Gateway(
-                GatewayError::UnknownCredential | GatewayError::ForeignCredential { .. },
-            ) => (StatusCode::UNAUTHORIZED, "invalid_credentials", invalid()),
+            | Error::Gateway(GatewayError::UnknownCredential | GatewayError::ForeignCredential) => {
+                (StatusCode::UNAUTHORIZED, "invalid_credentials", invalid())
+            }
             Error::Token(_) => (StatusCode::UNAUTHORIZED, "invalid_token", invalid()),
             Error::Denied(_)
             | Error::Gateway(
-                GatewayError::PermissionDenied { .. }
-                | GatewayError::AppNotAllowed { .. }
+                GatewayError::PermissionDenied
+                | GatewayError::AppNotAllowed
                 | GatewayError::ScopeMismatch { .. },
             ) => (StatusCode::FORBIDDEN, "forbidden", vec![]),
             Error::Gateway(GatewayError::RateLimited {
@@ -151,10 +134,14 @@ impl Error {
         self.parts().0
     }
 
-    pub fn reply(&self) -> Reply {
+    /// The error code of the body, and of the access log's `error` field.
+    pub fn code(&self) -> &'static str {
+        self.parts().1
+    }
+
+    pub fn reply(&self, request_id: &str) -> Reply {
         let (status, code, headers) = self.parts();
-        let body = serde_json::json!({ "error": code, "message": self.to_string() });
-        let mut reply = json_reply(status, body.to_string().into_bytes());
+        let mut reply = error_reply(status, code, &self.to_string(), request_id);
         reply.headers_mut().extend(headers);
         reply
     }
@@ -171,7 +158,8 @@ mod tests {
     fn body(reply: &Reply) -> (String, String) {
         let v: serde_json::Value = serde_json::from_slice(reply.body()).unwrap();
         let obj = v.as_object().unwrap();
-        assert_eq!(obj.len(), 2, "exactly error and message: {v}");
+        assert_eq!(obj.len(), 3, "exactly error, message and request_id: {v}");
+        assert_eq!(obj["request_id"], "req-1");
         (
             obj["error"].as_str().unwrap().to_string(),
             obj["message"].as_str().unwrap().to_string(),
@@ -225,23 +213,14 @@ mod tests {
                 "invalid_credentials",
             ),
             (
-                GatewayError::ForeignCredential {
-                    deployment_id: Some("9".into()),
-                    request_id: None,
-                }
-                .into(),
+                GatewayError::ForeignCredential.into(),
                 401,
                 "invalid_credentials",
             ),
-            (
-                GatewayError::AppNotAllowed { request_id: None }.into(),
-                403,
-                "forbidden",
-            ),
+            (GatewayError::AppNotAllowed.into(), 403, "forbidden"),
             (
                 GatewayError::ScopeMismatch {
                     scope: "organization",
-                    request_id: None,
                 }
                 .into(),
                 403,
@@ -253,15 +232,10 @@ mod tests {
                 "configuration_error",
             ),
             (Denied::MissingPermission.into(), 403, "forbidden"),
-            (
-                GatewayError::PermissionDenied { request_id: None }.into(),
-                403,
-                "forbidden",
-            ),
+            (GatewayError::PermissionDenied.into(), 403, "forbidden"),
             (
                 GatewayError::RateLimited {
                     retry_after_secs: 3,
-                    request_id: None,
                 }
                 .into(),
                 429,
@@ -310,7 +284,7 @@ mod tests {
             (AgeError::TooOld(3600).into(), 502, "upstream_error"),
         ];
         for (err, status, code) in cases {
-            let reply = err.reply();
+            let reply = err.reply("req-1");
             assert_eq!(reply.status(), status, "{err:?}");
             assert_eq!(header(&reply, "content-type"), Some("application/json"));
             assert_eq!(header(&reply, "cache-control"), Some("no-store"), "{err:?}");
@@ -328,23 +302,22 @@ mod tests {
 
     #[test]
     fn special_headers() {
-        let r = Error::from(RequestError::MethodNotAllowed).reply();
+        let r = Error::from(RequestError::MethodNotAllowed).reply("req-1");
         assert_eq!(header(&r, "allow"), Some("GET"));
         let r = Error::from(GatewayError::RateLimited {
             retry_after_secs: 7,
-            request_id: None,
         })
-        .reply();
+        .reply("req-1");
         assert_eq!(header(&r, "retry-after"), Some("7"));
-        let r = Error::from(BackendError::RateLimited).reply();
+        let r = Error::from(BackendError::RateLimited).reply("req-1");
         assert_eq!(header(&r, "retry-after"), Some("5"));
-        let r = Error::from(CredentialError::Missing).reply();
+        let r = Error::from(CredentialError::Missing).reply("req-1");
         assert_eq!(header(&r, "www-authenticate"), Some("Bearer"));
     }
 
     #[test]
     fn configuration_errors_name_the_variable() {
-        let (_, msg) = body(&Error::from(ConfigError::Missing("WACHT_API_KEY")).reply());
+        let (_, msg) = body(&Error::from(ConfigError::Missing("WACHT_API_KEY")).reply("req-1"));
         assert!(msg.contains("WACHT_API_KEY"), "{msg}");
     }
 }

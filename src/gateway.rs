@@ -60,58 +60,46 @@ pub enum GatewayError {
     UnknownCredential,
     /// Another deployment's key or OAuth token, or an answer that names no deployment.
     #[error("the credential does not belong to this deployment")]
-    ForeignCredential {
-        /// The deployment the gateway named (for the log), if any.
-        deployment_id: Option<String>,
-        request_id: Option<String>,
-    },
+    ForeignCredential,
     #[error("the credential's app is not allowed here")]
-    AppNotAllowed { request_id: Option<String> },
+    AppNotAllowed,
     #[error("the credential is not for the required {scope}")]
-    ScopeMismatch {
-        scope: &'static str,
-        request_id: Option<String>,
-    },
+    ScopeMismatch { scope: &'static str },
     #[error("the credential lacks the required permissions")]
-    PermissionDenied { request_id: Option<String> },
+    PermissionDenied,
     #[error("the credential is rate limited")]
-    RateLimited {
-        retry_after_secs: u64,
-        request_id: Option<String>,
-    },
+    RateLimited { retry_after_secs: u64 },
     #[error("the Wacht gateway answered {0}")]
     BadStatus(u16),
     #[error("the Wacht gateway sent an answer that could not be read")]
     Malformed,
 }
 
-impl GatewayError {
-    pub fn request_id(&self) -> Option<&str> {
-        match self {
-            GatewayError::PermissionDenied { request_id }
-            | GatewayError::RateLimited { request_id, .. }
-            | GatewayError::ForeignCredential { request_id, .. }
-            | GatewayError::AppNotAllowed { request_id }
-            | GatewayError::ScopeMismatch { request_id, .. } => request_id.as_deref(),
-            GatewayError::UnknownCredential
-            | GatewayError::BadStatus(_)
-            | GatewayError::Malformed => None,
-        }
-    }
-
-    /// The other deployment a refused credential belongs to, for the log.
-    pub fn foreign_deployment(&self) -> Option<&str> {
-        match self {
-            GatewayError::ForeignCredential { deployment_id, .. } => deployment_id.as_deref(),
-            _ => None,
-        }
-    }
+/// Who owns a checked credential, as the gateway names it: what the access log records.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Owner {
+    pub key_id: Option<String>,
+    pub app_slug: Option<String>,
+    pub deployment_id: Option<String>,
 }
 
-/// What a grant tells us; kept for the access log.
+/// One check's outcome: the verdict, and for the log the gateway's request id and the
+/// credential's owner (another deployment's, too).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Allowed {
+pub struct Checked {
+    pub verdict: Result<(), GatewayError>,
     pub request_id: Option<String>,
+    pub owner: Option<Owner>,
+}
+
+impl Checked {
+    fn refused(error: GatewayError) -> Checked {
+        Checked {
+            verdict: Err(error),
+            request_id: None,
+            owner: None,
+        }
+    }
 }
 
 impl Check<'_> {
@@ -149,6 +137,7 @@ struct CheckAnswer {
 /// Other members (`key_name`, membership ids, ...) are not needed here.
 #[derive(Deserialize)]
 struct Identity {
+    key_id: Option<String>,
     deployment_id: Option<String>,
     app_slug: Option<String>,
     organization_id: Option<String>,
@@ -167,79 +156,88 @@ impl Identity {
     }
 }
 
-/// Reads the gateway's answer: `Ok` only for a well-formed 2xx answer with `allowed: true`
+/// Reads the gateway's answer: a grant only for a well-formed 2xx answer with `allowed: true`
 /// whose `identity` is this deployment's and fits `binding`'s narrowing.
-pub fn interpret(status: u16, body: &[u8], binding: &Binding<'_>) -> Result<Allowed, GatewayError> {
+pub fn interpret(status: u16, body: &[u8], binding: &Binding<'_>) -> Checked {
     match status {
         200..=299 => {}
-        401 => return Err(GatewayError::UnknownCredential),
-        other => return Err(GatewayError::BadStatus(other)),
+        401 => return Checked::refused(GatewayError::UnknownCredential),
+        other => return Checked::refused(GatewayError::BadStatus(other)),
     }
     if body.len() > MAX_ANSWER_BYTES {
-        return Err(GatewayError::Malformed);
+        return Checked::refused(GatewayError::Malformed);
     }
-    let answer: CheckAnswer = serde_json::from_slice(body).map_err(|_| GatewayError::Malformed)?;
-    let request_id = answer.request_id;
+    let Ok(answer) = serde_json::from_slice::<CheckAnswer>(body) else {
+        return Checked::refused(GatewayError::Malformed);
+    };
+    let owner = answer.identity.as_ref().map(|i| Owner {
+        key_id: i.key_id.clone(),
+        app_slug: i.app_slug.clone(),
+        deployment_id: i.deployment_id.clone(),
+    });
+    Checked {
+        verdict: verdict(&answer, binding),
+        request_id: answer.request_id,
+        owner,
+    }
+}
+
+fn verdict(answer: &CheckAnswer, binding: &Binding<'_>) -> Result<(), GatewayError> {
+    let ours = answer
+        .identity
+        .as_ref()
+        .filter(|i| i.is_deployment(binding.deployment_id));
     // Another deployment's credential is not ours, whatever the gateway decided for it: its
     // denials and rate limits are no business of this API either.
-    if let Some(identity) = &answer.identity
-        && identity.deployment_id.is_some()
-        && !identity.is_deployment(binding.deployment_id)
-    {
-        return Err(GatewayError::ForeignCredential {
-            deployment_id: identity.deployment_id.clone(),
-            request_id,
+    let named_other = answer
+        .identity
+        .as_ref()
+        .is_some_and(|i| i.deployment_id.is_some());
+    if ours.is_none() && (named_other || answer.allowed) {
+        return Err(GatewayError::ForeignCredential);
+    }
+    if !answer.allowed {
+        return Err(match answer.reason.as_deref() {
+            Some("rate_limited") => {
+                let ms = answer
+                    .retry_after
+                    .filter(|ms| ms.is_finite() && *ms > 0.0)
+                    .unwrap_or(1000.0);
+                // Whole seconds, rounded up, at least 1, at most a day.
+                let secs = (ms / 1000.0).ceil().clamp(1.0, 86_400.0) as u64;
+                GatewayError::RateLimited {
+                    retry_after_secs: secs,
+                }
+            }
+            _ => GatewayError::PermissionDenied,
         });
     }
-    if answer.allowed {
-        let Some(identity) = answer
-            .identity
-            .filter(|i| i.is_deployment(binding.deployment_id))
-        else {
-            return Err(GatewayError::ForeignCredential {
-                deployment_id: None,
-                request_id,
-            });
-        };
-        if !binding.apps.is_empty()
-            && !identity
-                .app_slug
-                .as_ref()
-                .is_some_and(|app| binding.apps.contains(app))
+    let Some(identity) = ours else {
+        return Err(GatewayError::ForeignCredential);
+    };
+    if !binding.apps.is_empty()
+        && !identity
+            .app_slug
+            .as_ref()
+            .is_some_and(|app| binding.apps.contains(app))
+    {
+        return Err(GatewayError::AppNotAllowed);
+    }
+    for (scope, required, actual) in [
+        (
+            "organization",
+            binding.organization,
+            &identity.organization_id,
+        ),
+        ("workspace", binding.workspace, &identity.workspace_id),
+    ] {
+        if let Some(required) = required
+            && actual.as_deref() != Some(required)
         {
-            return Err(GatewayError::AppNotAllowed { request_id });
+            return Err(GatewayError::ScopeMismatch { scope });
         }
-        for (scope, required, actual) in [
-            (
-                "organization",
-                binding.organization,
-                &identity.organization_id,
-            ),
-            ("workspace", binding.workspace, &identity.workspace_id),
-        ] {
-            if let Some(required) = required
-                && actual.as_deref() != Some(required)
-            {
-                return Err(GatewayError::ScopeMismatch { scope, request_id });
-            }
-        }
-        return Ok(Allowed { request_id });
     }
-    match answer.reason.as_deref() {
-        Some("rate_limited") => {
-            let ms = answer
-                .retry_after
-                .filter(|ms| ms.is_finite() && *ms > 0.0)
-                .unwrap_or(1000.0);
-            // Whole seconds, rounded up, at least 1, at most a day.
-            let secs = (ms / 1000.0).ceil().clamp(1.0, 86_400.0) as u64;
-            Err(GatewayError::RateLimited {
-                retry_after_secs: secs,
-                request_id,
-            })
-        }
-        _ => Err(GatewayError::PermissionDenied { request_id }),
-    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -311,207 +309,60 @@ mod tests {
         answer_with(allowed, reason, retry_after, identity())
     }
 
-    fn interpret(status: u16, body: &[u8]) -> Result<Allowed, GatewayError> {
-        super::interpret(status, body, &BINDING)
+    fn interpret(status: u16, body: &[u8]) -> Result<(), GatewayError> {
+        super::interpret(status, body, &BINDING).verdict
     }
 
-    fn allowed_as(
-        identity: serde_json::Value,
-        binding: &Binding<'_>,
-    ) -> Result<Allowed, GatewayError> {
+    fn allowed_as(identity: serde_json::Value, binding: &Binding<'_>) -> Result<(), GatewayError> {
         super::interpret(
             200,
             &answer_with(true, json!(null), json!(null), identity),
             binding,
         )
-    }
-
-    fn foreign(deployment_id: Option<&str>) -> Result<Allowed, GatewayError> {
-        Err(GatewayError::ForeignCredential {
-            deployment_id: deployment_id.map(String::from),
-            request_id: Some("req_1".into()),
-        })
+        .verdict
     }
 
     #[test]
-    fn a_grant_must_name_this_deployment() {
-        let mut other = identity();
-        other["deployment_id"] = json!("1900000000000000999");
+    fn a_grant_and_what_the_log_learns() {
+        let checked = super::interpret(200, &answer(true, json!(null), json!(null)), &BINDING);
+        assert_eq!(checked.verdict, Ok(()));
+        assert_eq!(checked.request_id.as_deref(), Some("req_1"));
         assert_eq!(
-            allowed_as(other.clone(), &BINDING),
-            foreign(Some("1900000000000000999"))
-        );
-        // Its denials and rate limits are not ours to report either.
-        for reason in ["permission_denied", "rate_limited"] {
-            assert_eq!(
-                super::interpret(
-                    200,
-                    &answer_with(false, json!(reason), json!(900), other.clone()),
-                    &BINDING
-                ),
-                foreign(Some("1900000000000000999")),
-                "{reason}"
-            );
-        }
-        // No identity, a null one, or one without a deployment: a grant for nobody we know.
-        let mut nameless = identity();
-        nameless.as_object_mut().unwrap().remove("deployment_id");
-        for identity in [
-            json!(null),
-            json!({}),
-            nameless,
-            json!({"deployment_id": null}),
-        ] {
-            assert_eq!(
-                allowed_as(identity.clone(), &BINDING),
-                foreign(None),
-                "{identity}"
-            );
-        }
-        let body = br#"{"request_id":"req_1","allowed":true,"reason":null,"retry_after":null}"#;
-        assert_eq!(interpret(200, body), foreign(None));
-        // Spellings that are not the decimal id: refused, never matched loosely.
-        for id in [
-            json!(OURS),
-            json!(format!("+{OURS}")),
-            json!(format!(" {OURS}")),
-            json!(""),
-            json!("abc"),
-        ] {
-            let mut odd = identity();
-            odd["deployment_id"] = id.clone();
-            assert!(
-                matches!(
-                    allowed_as(odd, &BINDING),
-                    Err(GatewayError::ForeignCredential { .. }) | Err(GatewayError::Malformed)
-                ),
-                "{id}"
-            );
-        }
-        // A leading zero is the same number.
-        let mut padded = identity();
-        padded["deployment_id"] = json!(format!("0{OURS}"));
-        assert!(allowed_as(padded, &BINDING).is_ok());
-        assert_eq!(
-            GatewayError::ForeignCredential {
-                deployment_id: Some("3".into()),
-                request_id: None
-            }
-            .foreign_deployment(),
-            Some("3")
-        );
-    }
-
-    #[test]
-    fn optional_narrowing_by_app_organization_and_workspace() {
-        let apps = ["dashboard".to_string(), "ops".to_string()];
-        let narrowed = Binding {
-            apps: &apps,
-            ..BINDING
-        };
-        assert!(allowed_as(identity(), &narrowed).is_ok());
-        let mut other_app = identity();
-        other_app["app_slug"] = json!("billing");
-        assert_eq!(
-            allowed_as(other_app, &narrowed),
-            Err(GatewayError::AppNotAllowed {
-                request_id: Some("req_1".into())
+            checked.owner,
+            Some(Owner {
+                key_id: Some("9".into()),
+                app_slug: Some("dashboard".into()),
+                deployment_id: Some(OURS.to_string()),
             })
         );
-        let mut no_app = identity();
-        no_app["app_slug"] = json!(null);
-        assert!(matches!(
-            allowed_as(no_app.clone(), &narrowed),
-            Err(GatewayError::AppNotAllowed { .. })
-        ));
-        assert!(
-            allowed_as(no_app, &BINDING).is_ok(),
-            "no allowlist: any app"
-        );
-
-        let org = Binding {
-            organization: Some("7"),
-            workspace: Some("8"),
-            ..BINDING
-        };
-        assert!(allowed_as(identity(), &org).is_ok());
-        let wrong_org = Binding {
-            organization: Some("70"),
-            ..BINDING
-        };
-        assert_eq!(
-            allowed_as(identity(), &wrong_org),
-            Err(GatewayError::ScopeMismatch {
-                scope: "organization",
-                request_id: Some("req_1".into())
-            })
-        );
-        let wrong_ws = Binding {
-            workspace: Some("80"),
-            ..BINDING
-        };
-        assert!(matches!(
-            allowed_as(identity(), &wrong_ws),
-            Err(GatewayError::ScopeMismatch {
-                scope: "workspace",
-                ..
-            })
-        ));
-        // An OAuth token's identity has no organization: it cannot meet a required one.
-        let mut oauth = identity();
-        oauth["organization_id"] = json!(null);
-        oauth["workspace_id"] = json!(null);
-        assert!(matches!(
-            allowed_as(oauth.clone(), &org),
-            Err(GatewayError::ScopeMismatch { .. })
-        ));
-        assert!(allowed_as(oauth, &BINDING).is_ok());
-    }
-
-    #[test]
-    fn allowed_answer() {
-        assert_eq!(
-            interpret(200, &answer(true, json!(null), json!(null))),
-            Ok(Allowed {
-                request_id: Some("req_1".into())
-            })
-        );
+        // A refusal before any JSON was read: nothing to log but the verdict.
+        let checked = super::interpret(401, b"Invalid API key", &BINDING);
+        assert_eq!(checked.verdict, Err(GatewayError::UnknownCredential));
+        assert_eq!((checked.request_id, checked.owner), (None, None));
     }
 
     #[test]
     fn denials() {
         assert_eq!(
             interpret(200, &answer(false, json!("permission_denied"), json!(null))),
-            Err(GatewayError::PermissionDenied {
-                request_id: Some("req_1".into())
-            })
+            Err(GatewayError::PermissionDenied)
         );
-        assert_eq!(
-            interpret(200, &answer(false, json!("rate_limited"), json!(1500))),
-            Err(GatewayError::RateLimited {
-                retry_after_secs: 2,
-                request_id: Some("req_1".into())
-            })
-        );
-        assert_eq!(
-            interpret(200, &answer(false, json!("rate_limited"), json!(1))),
-            Err(GatewayError::RateLimited {
-                retry_after_secs: 1,
-                request_id: Some("req_1".into())
-            })
-        );
-        assert!(matches!(
-            interpret(200, &answer(false, json!("rate_limited"), json!(null))),
-            Err(GatewayError::RateLimited {
-                retry_after_secs: 1,
-                ..
-            })
-        ));
+        for (ms, secs) in [(json!(1500), 2), (json!(1), 1), (json!(null), 1)] {
+            assert_eq!(
+                interpret(200, &answer(false, json!("rate_limited"), ms)),
+                Err(GatewayError::RateLimited {
+                    retry_after_secs: secs
+                })
+            );
+        }
         // An unknown reason is still a denial.
-        assert!(matches!(
+        assert_eq!(
             interpret(200, &answer(false, json!("something_new"), json!(null))),
-            Err(GatewayError::PermissionDenied { .. })
-        ));
+            Err(GatewayError::PermissionDenied)
+        );
+        // A denial that names nobody is still a denial.
+        let body = answer_with(false, json!("permission_denied"), json!(null), json!(null));
+        assert_eq!(interpret(200, &body), Err(GatewayError::PermissionDenied));
     }
 
     #[test]
@@ -526,15 +377,144 @@ mod tests {
             Err(GatewayError::BadStatus(500))
         );
         assert_eq!(interpret(302, b""), Err(GatewayError::BadStatus(302)));
+        for body in [
+            &b"{\"allowed\":tr"[..],
+            b"{\"allowed\":\"true\"}",
+            b"{}",
+            b"",
+        ] {
+            assert_eq!(interpret(200, body), Err(GatewayError::Malformed));
+        }
+    }
+
+    #[test]
+    fn a_grant_must_name_this_deployment() {
+        let mut other = identity();
+        other["deployment_id"] = json!("1900000000000000999");
         assert_eq!(
-            interpret(200, b"{\"allowed\":tr"),
-            Err(GatewayError::Malformed)
+            allowed_as(other.clone(), &BINDING),
+            Err(GatewayError::ForeignCredential)
+        );
+        let checked = super::interpret(
+            200,
+            &answer_with(true, json!(null), json!(null), other.clone()),
+            &BINDING,
         );
         assert_eq!(
-            interpret(200, b"{\"allowed\":\"true\"}"),
-            Err(GatewayError::Malformed)
+            checked.owner.and_then(|o| o.deployment_id).as_deref(),
+            Some("1900000000000000999"),
+            "the other deployment is there for the log"
         );
-        assert_eq!(interpret(200, b"{}"), Err(GatewayError::Malformed));
-        assert_eq!(interpret(200, b""), Err(GatewayError::Malformed));
+        // Its denials and rate limits are not ours to report either.
+        for reason in ["permission_denied", "rate_limited"] {
+            assert_eq!(
+                interpret(
+                    200,
+                    &answer_with(false, json!(reason), json!(900), other.clone())
+                ),
+                Err(GatewayError::ForeignCredential),
+                "{reason}"
+            );
+        }
+        // No identity, a null one, or one without a deployment: a grant for nobody we know.
+        let mut nameless = identity();
+        nameless.as_object_mut().unwrap().remove("deployment_id");
+        for identity in [
+            json!(null),
+            json!({}),
+            nameless,
+            json!({"deployment_id": null}),
+        ] {
+            assert_eq!(
+                allowed_as(identity.clone(), &BINDING),
+                Err(GatewayError::ForeignCredential),
+                "{identity}"
+            );
+        }
+        let body = br#"{"request_id":"req_1","allowed":true,"reason":null,"retry_after":null}"#;
+        assert_eq!(interpret(200, body), Err(GatewayError::ForeignCredential));
+        // Spellings that are not the decimal id: refused, never matched loosely.
+        for id in [
+            json!(OURS),
+            json!(format!("+{OURS}")),
+            json!(format!(" {OURS}")),
+            json!(""),
+            json!("abc"),
+        ] {
+            let mut odd = identity();
+            odd["deployment_id"] = id.clone();
+            assert!(
+                matches!(
+                    allowed_as(odd, &BINDING),
+                    Err(GatewayError::ForeignCredential | GatewayError::Malformed)
+                ),
+                "{id}"
+            );
+        }
+        // A leading zero is the same number.
+        let mut padded = identity();
+        padded["deployment_id"] = json!(format!("0{OURS}"));
+        assert_eq!(allowed_as(padded, &BINDING), Ok(()));
+    }
+
+    #[test]
+    fn optional_narrowing_by_app_organization_and_workspace() {
+        let apps = ["dashboard".to_string(), "ops".to_string()];
+        let narrowed = Binding {
+            apps: &apps,
+            ..BINDING
+        };
+        assert_eq!(allowed_as(identity(), &narrowed), Ok(()));
+        let mut other_app = identity();
+        other_app["app_slug"] = json!("billing");
+        assert_eq!(
+            allowed_as(other_app, &narrowed),
+            Err(GatewayError::AppNotAllowed)
+        );
+        let mut no_app = identity();
+        no_app["app_slug"] = json!(null);
+        assert_eq!(
+            allowed_as(no_app.clone(), &narrowed),
+            Err(GatewayError::AppNotAllowed)
+        );
+        assert_eq!(
+            allowed_as(no_app, &BINDING),
+            Ok(()),
+            "no allowlist: any app"
+        );
+
+        let org = Binding {
+            organization: Some("7"),
+            workspace: Some("8"),
+            ..BINDING
+        };
+        assert_eq!(allowed_as(identity(), &org), Ok(()));
+        let wrong_org = Binding {
+            organization: Some("70"),
+            ..BINDING
+        };
+        assert_eq!(
+            allowed_as(identity(), &wrong_org),
+            Err(GatewayError::ScopeMismatch {
+                scope: "organization"
+            })
+        );
+        let wrong_ws = Binding {
+            workspace: Some("80"),
+            ..BINDING
+        };
+        assert_eq!(
+            allowed_as(identity(), &wrong_ws),
+            Err(GatewayError::ScopeMismatch { scope: "workspace" })
+        );
+        // An OAuth token's identity has no organization: it cannot meet a required one.
+        let mut oauth = identity();
+        oauth["organization_id"] = json!(null);
+        oauth["workspace_id"] = json!(null);
+        assert!(matches!(
+            allowed_as(oauth.clone(), &org),
+            Err(GatewayError::ScopeMismatch { .. })
+        ));
+        assert_eq!(allowed_as(oauth, &BINDING), Ok(()));
     }
 }

@@ -5,21 +5,26 @@
 //! the `Upstream` trait; state that outlives a request (the JWKS cache) is lent in.
 
 use http::HeaderMap;
+use http::header::{HeaderName, HeaderValue};
+
+use crate::access_log::{Principal, Record, TOKEN_CACHE_HIT, TOKEN_CACHE_MISS};
 
 use crate::backend;
 use crate::claims::{ClaimRules, Claims};
 use crate::config::{BaseUrl, ClientIpHeader, Config, ConfigError, LogFormat};
 use crate::cors;
 use crate::credentials::{self, Credential, CredentialError};
-use crate::error::{Error, Reply, json_reply};
+use crate::error::Error;
 use crate::gateway::{self, GatewayError};
 use crate::jwks::KeySet;
 use crate::jwks_cache::{Age, JwksCache};
 use crate::jwt;
 use crate::protect::{self, Requirements};
+use crate::reply::{Reply, json_reply};
 use crate::request::{self, Route, UsersQuery};
 use crate::signature::Verifier;
 use crate::token_cache::{self, TokenCache};
+use crate::trace::Trace;
 use crate::upstream::{
     Method, OutRequest, OutResponse, Service, StatusCode, TransportError, Upstream,
 };
@@ -28,13 +33,10 @@ pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 const MAX_JWKS_BYTES: usize = 64 * 1024;
 const MAX_USER_AGENT_BYTES: usize = 512;
 pub const USER_AGENT: &str = concat!("wacht-admin/", env!("CARGO_PKG_VERSION"));
-/// The access log line's first word (text) or `msg` (JSON): how a host finds it among the
-/// component's stderr lines.
-pub const ACCESS_LOG_MSG: &str = "wacht-admin";
-/// Every value of the access log's `token_cache` field.
-pub const TOKEN_CACHE_RESULTS: [&str; 2] = [TOKEN_CACHE_HIT, TOKEN_CACHE_MISS];
-const TOKEN_CACHE_HIT: &str = "hit";
-const TOKEN_CACHE_MISS: &str = "miss";
+/// The access line's `msg` and `token_cache` words, where hosts have found them so far.
+pub use crate::access_log::{MSG as ACCESS_LOG_MSG, TOKEN_CACHE_RESULTS};
+/// The request id's header, on every answer and every upstream call.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The incoming request, as far as the core needs it.
 pub struct Incoming<'a> {
@@ -101,36 +103,19 @@ pub struct Context<'a> {
     /// Imports fetched JWKS keys: the host's native crypto, or the portable verifier.
     pub verifier: &'a dyn Verifier,
     pub upstream: &'a mut dyn Upstream,
+    /// The request's ids, passed on to upstreams and logged.
+    pub trace: &'a Trace,
 }
 
 /// The reply and what the access log records about the request.
 #[derive(Debug)]
 pub struct Outcome {
     pub reply: Reply,
-    pub credential: Option<&'static str>,
-    pub gateway_request_id: Option<String>,
-    /// The deployment a refused machine credential belongs to (never the credential itself).
-    pub foreign_deployment_id: Option<String>,
-    pub upstream_status: Option<u16>,
-    /// `hit` or `miss` for a session token that reached the token cache; `None` otherwise.
-    pub token_cache: Option<&'static str>,
+    pub log: Record,
 }
 
 impl Outcome {
-    /// An answer given before any credential was looked at.
-    pub fn early(reply: Reply) -> Outcome {
-        Outcome {
-            reply,
-            credential: None,
-            gateway_request_id: None,
-            foreign_deployment_id: None,
-            upstream_status: None,
-            token_cache: None,
-        }
-    }
-
-    /// One access-log line: no query string, no credential, no token. `duration_ns` is
-    /// printed as milliseconds with one decimal.
+    /// The access line ([`Record::line`]) for this request.
     pub fn log_line(
         &self,
         format: LogFormat,
@@ -138,57 +123,42 @@ impl Outcome {
         target: &str,
         duration_ns: u64,
     ) -> String {
-        // Path and method come from the caller, the request id from upstream: keep the line one
-        // line and bounded.
-        let printable = |s: &str, max: usize| -> String {
-            s.chars()
-                .take(max)
-                .map(|c| if c.is_ascii_graphic() { c } else { '?' })
-                .collect()
-        };
-        let path = printable(target.split('?').next().unwrap_or(""), 128);
-        let method = printable(method, 16);
-        let request_id = self
-            .gateway_request_id
-            .as_deref()
-            .map(|id| printable(id, 128));
-        let foreign = self
-            .foreign_deployment_id
-            .as_deref()
-            .map(|id| printable(id, 32));
-        let status = self.reply.status().as_u16();
-        // Tenths of a millisecond, rounded half up.
-        let tenths = duration_ns.saturating_add(50_000) / 100_000;
-        match format {
-            LogFormat::Json => serde_json::json!({
-                "msg": ACCESS_LOG_MSG,
-                "method": method,
-                "path": path,
-                "status": status,
-                "credential": self.credential,
-                "gateway_request_id": request_id,
-                "foreign_deployment_id": foreign,
-                "upstream_status": self.upstream_status,
-                "token_cache": self.token_cache,
-                "duration_ms": tenths as f64 / 10.0,
-            })
-            .to_string(),
-            LogFormat::Text => format!(
-                "{ACCESS_LOG_MSG} method={method} path={path} status={status} credential={} gateway_request_id={} foreign_deployment_id={} upstream_status={} token_cache={} duration_ms={}.{}",
-                self.credential.unwrap_or("-"),
-                request_id.as_deref().unwrap_or("-"),
-                foreign.as_deref().unwrap_or("-"),
-                self.upstream_status
-                    .map_or_else(|| "-".to_string(), |s| s.to_string()),
-                self.token_cache.unwrap_or("-"),
-                tenths / 10,
-                tenths % 10,
-            ),
-        }
+        self.log.line(
+            format,
+            method,
+            target,
+            self.reply.status().as_u16(),
+            duration_ns,
+        )
     }
 }
 
+/// Every answer carries the request id, so a caller can quote it and an operator find the line.
+fn finish(mut reply: Reply, cors: &cors::Decision, log: Record) -> Outcome {
+    cors::decorate(cors, &mut reply);
+    if let Ok(id) = HeaderValue::from_str(&log.request_id) {
+        reply.headers_mut().insert(REQUEST_ID, id);
+    }
+    Outcome { reply, log }
+}
+
+/// An answer given before the request reached the handler (a method token `http` refuses).
+pub fn refuse(error: &Error, trace: &Trace) -> Outcome {
+    let log = Record {
+        request_id: trace.request_id.clone(),
+        trace_id: trace.trace_id.clone(),
+        error: Some(error.code()),
+        ..Record::default()
+    };
+    finish(error.reply(&trace.request_id), &cors::Decision::None, log)
+}
+
 pub fn handle(req: &Incoming<'_>, ctx: Context<'_>) -> Outcome {
+    let mut log = Record {
+        request_id: ctx.trace.request_id.clone(),
+        trace_id: ctx.trace.trace_id.clone(),
+        ..Record::default()
+    };
     // A broken configuration has no CORS: its 500s go to nobody's dashboard.
     let (cors, allow_headers) = match ctx.config {
         Ok(config) => (
@@ -199,30 +169,29 @@ pub fn handle(req: &Incoming<'_>, ctx: Context<'_>) -> Outcome {
     };
     let path = req.target.split('?').next().unwrap_or("");
     if let Some(allow_headers) = allow_headers
-        && let Some(mut reply) =
-            cors::preflight(&cors, allow_headers, req.method, path, req.headers)
+        && let Some(reply) = cors::preflight(
+            &cors,
+            allow_headers,
+            req.method,
+            path,
+            req.headers,
+            &ctx.trace.request_id,
+        )
     {
-        cors::decorate(&cors, &mut reply);
-        return Outcome::early(reply);
+        if reply.status() == StatusCode::FORBIDDEN {
+            log.error = Some(cors::ORIGIN_NOT_ALLOWED);
+        }
+        return finish(reply, &cors, log);
     }
-    let mut flow = Flow {
-        ctx,
-        credential: None,
-        gateway_request_id: None,
-        foreign_deployment_id: None,
-        upstream_status: None,
-        token_cache: None,
+    let mut flow = Flow { ctx, log };
+    let reply = match flow.run(req) {
+        Ok(reply) => reply,
+        Err(e) => {
+            flow.log.error = Some(e.code());
+            e.reply(&flow.ctx.trace.request_id)
+        }
     };
-    let mut reply = flow.run(req).unwrap_or_else(|e| e.reply());
-    cors::decorate(&cors, &mut reply);
-    Outcome {
-        reply,
-        credential: flow.credential,
-        gateway_request_id: flow.gateway_request_id,
-        foreign_deployment_id: flow.foreign_deployment_id,
-        upstream_status: flow.upstream_status,
-        token_cache: flow.token_cache,
-    }
+    finish(reply, &cors, flow.log)
 }
 
 /// The key set session tokens are checked against: the inline `WACHT_JWKS`, else the last good
@@ -238,13 +207,19 @@ fn session_keys<'k>(
     }
 }
 
+/// Who a verified session token names, for the audit trail.
+fn principal(claims: &Claims) -> Principal {
+    Principal::Session {
+        subject: claims.subject.clone(),
+        session_id: claims.session_id.clone(),
+        organization: claims.organization.clone(),
+        workspace: claims.workspace.clone(),
+    }
+}
+
 struct Flow<'a> {
     ctx: Context<'a>,
-    credential: Option<&'static str>,
-    gateway_request_id: Option<String>,
-    foreign_deployment_id: Option<String>,
-    upstream_status: Option<u16>,
-    token_cache: Option<&'static str>,
+    log: Record,
 }
 
 impl Flow<'_> {
@@ -257,7 +232,7 @@ impl Flow<'_> {
             req.credential_header("authorization")?,
             req.credential_header("x-api-key")?,
         )?;
-        self.credential = Some(credential.kind());
+        self.log.credential = Some(credential.kind());
         match credential {
             Credential::Session(token) => self.check_session(token, config)?,
             Credential::ApiKey(_) | Credential::OAuthAccessToken(_) => {
@@ -289,7 +264,7 @@ impl Flow<'_> {
                 .tokens
                 .get(d, keys, rules.now, rules.skew, capacity)
         });
-        self.token_cache = digest.map(|_| {
+        self.log.token_cache = digest.map(|_| {
             if cached.is_some() {
                 TOKEN_CACHE_HIT
             } else {
@@ -302,12 +277,14 @@ impl Flow<'_> {
             workspace: config.required_workspace.as_deref(),
         };
         if let Some(claims) = cached {
+            self.log.principal = Some(principal(&claims));
             return Ok(protect::protect(&claims, &requirements)?);
         }
         let (claims, kid) = match &config.inline_jwks {
             Some(keys) => parsed.verify(keys, &rules)?,
             None => self.verify_with_fetched_keys(&parsed, frontend, &rules)?,
         };
+        self.log.principal = Some(principal(&claims));
         let verdict = protect::protect(&claims, &requirements);
         if let Some(digest) = digest {
             // The set that verified it: after an unknown-kid refetch, the new one. A verified
@@ -426,17 +403,10 @@ impl Flow<'_> {
             timeout_ms: self.timeout_ms(),
             max_body_bytes: gateway::MAX_ANSWER_BYTES,
         })?;
-        match gateway::interpret(resp.status.as_u16(), &resp.body, &binding) {
-            Ok(allowed) => {
-                self.gateway_request_id = allowed.request_id;
-                Ok(())
-            }
-            Err(e) => {
-                self.gateway_request_id = e.request_id().map(String::from);
-                self.foreign_deployment_id = e.foreign_deployment().map(String::from);
-                Err(e.into())
-            }
-        }
+        let checked = gateway::interpret(resp.status.as_u16(), &resp.body, &binding);
+        self.log.gateway_request_id = checked.request_id;
+        self.log.principal = checked.owner.map(Principal::Machine);
+        Ok(checked.verdict?)
     }
 
     fn list_users(
@@ -473,11 +443,17 @@ impl Flow<'_> {
 
     fn send(&mut self, mut req: OutRequest<'_>) -> Result<OutResponse, Error> {
         let service = req.service;
+        let trace = self.ctx.trace;
         req.headers.push(("user-agent", USER_AGENT.into()));
+        req.headers.push(("x-request-id", trace.request_id.clone()));
+        req.headers.push(("traceparent", trace.traceparent()));
+        if let Some(state) = &trace.tracestate {
+            req.headers.push(("tracestate", state.clone()));
+        }
         let result = self.ctx.upstream.send(req);
         match result {
             Ok(resp) => {
-                self.upstream_status = Some(resp.status.as_u16());
+                self.log.upstream_status = Some(resp.status.as_u16());
                 Ok(resp)
             }
             Err(TransportError::TooLarge) if service == Service::Backend => {

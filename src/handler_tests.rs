@@ -193,9 +193,18 @@ fn run_with(
             tokens,
             verifier,
             upstream: up,
+            trace: &trace(&h),
         },
     )
 }
+
+/// The request's ids, from fixed random bytes: tests can name them.
+fn trace(headers: &HeaderMap) -> crate::trace::Trace {
+    crate::trace::Trace::from_headers(headers, &[7; crate::trace::RANDOM_BYTES])
+}
+
+/// The request id a request without `X-Request-Id` gets here.
+const REQUEST_ID: &str = "07070707070707070707070707070707";
 
 /// One request at `NOW` with a cold JWKS cache.
 fn once(
@@ -249,8 +258,8 @@ fn session_request_fetches_keys_once_and_passes_the_page_through() {
     );
     assert_eq!(o.reply.body(), PAGE.as_bytes());
     assert_eq!(header(&o.reply, "content-type"), Some("application/json"));
-    assert_eq!(o.credential, Some("session"));
-    assert_eq!(o.upstream_status, Some(200));
+    assert_eq!(o.log.credential, Some("session"));
+    assert_eq!(o.log.upstream_status, Some(200));
 
     let services: Vec<Service> = up.sent.iter().map(|s| s.service).collect();
     assert_eq!(services, vec![Service::Jwks, Service::Backend]);
@@ -584,8 +593,8 @@ fn machine_credentials_go_through_the_gateway() {
         &mut up,
     );
     assert_eq!(o.reply.status().as_u16(), 200);
-    assert_eq!(o.credential, Some("api_key"));
-    assert_eq!(o.gateway_request_id.as_deref(), Some("req_42"));
+    assert_eq!(o.log.credential, Some("api_key"));
+    assert_eq!(o.log.gateway_request_id.as_deref(), Some("req_42"));
     let gw = &up.sent[0];
     assert_eq!(
         (gw.service, gw.method.clone()),
@@ -705,15 +714,12 @@ fn a_grant_for_another_deployment_is_not_ours() {
     assert_eq!(status_code(&o), (401, "invalid_credentials".into()));
     assert!(header(&o.reply, "www-authenticate").is_some());
     assert_eq!(sent.len(), 1, "our users are never fetched for it");
-    assert_eq!(
-        o.foreign_deployment_id.as_deref(),
-        Some("1900000000000000999")
-    );
-    assert_eq!(o.gateway_request_id.as_deref(), Some("req_42"));
+    assert_eq!(o.log.gateway_request_id.as_deref(), Some("req_42"));
     let line = o.log_line(LogFormat::Text, "GET", "/admin/users", 0);
     assert!(
-        line.contains("foreign_deployment_id=1900000000000000999"),
-        "{line}"
+        line.contains("error=invalid_credentials credential=api_key")
+            && line.contains("key_id=9 app_slug=dashboard deployment_id=1900000000000000999"),
+        "the other deployment is logged: {line}"
     );
     assert!(!line.contains("ak_1"), "{line}");
     // An answer that names no owner is no grant either.
@@ -725,13 +731,19 @@ fn a_grant_for_another_deployment_is_not_ours() {
             "{identity}"
         );
         assert_eq!(sent.len(), 1);
-        assert_eq!(o.foreign_deployment_id, None);
     }
-    // Ours: granted, and nothing foreign logged.
+    // Ours: granted, and the audit trail names the key.
     let (o, sent) = machine(&cfg, grant(identity()));
     assert_eq!(o.reply.status().as_u16(), 200);
     assert_eq!(sent.len(), 2);
-    assert_eq!(o.foreign_deployment_id, None);
+    let line = o.log_line(LogFormat::Text, "GET", "/admin/users", 0);
+    assert!(
+        line.contains("error=- credential=api_key")
+            && line.contains(&format!(
+                "key_id=9 app_slug=dashboard deployment_id={DEPLOYMENT}"
+            )),
+        "{line}"
+    );
 }
 
 #[test]
@@ -817,7 +829,7 @@ fn dotted_bearer_values_never_reach_the_gateway() {
             &mut up,
         );
         assert_eq!(status_code(&o), (401, "invalid_token".into()), "{value}");
-        assert_eq!(o.credential, Some("session"));
+        assert_eq!(o.log.credential, Some("session"));
         assert!(
             up.sent.iter().all(|s| s.service != Service::Gateway),
             "{value}"
@@ -923,7 +935,12 @@ fn log_line_carries_no_secret() {
     let line = o.log_line(text, "GET", "/admin/users?search=secret-search", 12_345_000);
     assert_eq!(
         line,
-        "wacht-admin method=GET path=/admin/users status=200 credential=session gateway_request_id=- foreign_deployment_id=- upstream_status=200 token_cache=miss duration_ms=12.3"
+        format!(
+            "wacht-admin v=1 request_id={REQUEST_ID} trace_id={REQUEST_ID} method=GET path=/admin/users \
+             status=200 error=- credential=session sub=1234567890 sid=sess_1234567890 organization=42 \
+             workspace=7 key_id=- app_slug=- deployment_id=- gateway_request_id=- upstream_status=200 \
+             token_cache=miss duration_ms=12.3"
+        )
     );
     assert!(!line.contains(&token) && !line.contains(API_KEY) && !line.contains("secret-search"));
     let odd = o.log_line(text, "GET\n", "/a b\nc", 0);
@@ -939,9 +956,11 @@ fn log_line_carries_no_secret() {
     assert_eq!(
         serde_json::from_str::<Value>(&json).unwrap(),
         json!({
-            "msg": "wacht-admin", "method": "GET", "path": "/admin/users", "status": 200,
-            "credential": "session", "gateway_request_id": null, "foreign_deployment_id": null,
-            "upstream_status": 200,
+            "msg": "wacht-admin", "v": 1, "request_id": REQUEST_ID, "trace_id": REQUEST_ID,
+            "method": "GET", "path": "/admin/users", "status": 200, "error": null,
+            "credential": "session", "sub": "1234567890", "sid": "sess_1234567890",
+            "organization": "42", "workspace": "7", "key_id": null, "app_slug": null,
+            "deployment_id": null, "gateway_request_id": null, "upstream_status": 200,
             "token_cache": "miss", "duration_ms": 12.3,
         })
     );
@@ -1153,7 +1172,7 @@ fn the_gateway_request_id_cannot_forge_log_lines() {
     assert_eq!(o.reply.status().as_u16(), 401);
     let line = o.log_line(LogFormat::Text, "GET", "/admin/users", 0);
     assert!(
-        line.contains("foreign_deployment_id=1?wacht-admin?forged=1"),
+        line.contains("deployment_id=1?wacht-admin?forged=1"),
         "{line}"
     );
     assert_eq!(json["token_cache"], Value::Null);
@@ -1236,18 +1255,18 @@ fn a_cached_token_costs_no_signature_check() {
     let mut i = Instance::new();
     let first = i.get(&token, &cfg, NOW, &mut up);
     assert_eq!(first.reply.status().as_u16(), 200);
-    assert_eq!(first.token_cache, Some("miss"));
+    assert_eq!(first.log.token_cache, Some("miss"));
     assert_eq!(i.checks(), 1);
     let second = i.get(&token, &cfg, NOW + 1, &mut up);
     assert_eq!(second.reply.status().as_u16(), 200);
-    assert_eq!(second.token_cache, Some("hit"));
+    assert_eq!(second.log.token_cache, Some("hit"));
     assert_eq!(i.checks(), 1, "a hit must not verify again");
     // The permission rules still run on a hit: a configuration that requires another
     // permission refuses the cached token.
     let strict = config(&[("WACHT_REQUIRED_PERMISSIONS", "deployment:admin")]);
     let third = i.get(&token, &strict, NOW + 2, &mut up);
     assert_eq!(status_code(&third), (403, "forbidden".into()));
-    assert_eq!(third.token_cache, Some("hit"));
+    assert_eq!(third.log.token_cache, Some("hit"));
     // A tampered copy is another token: verified, and refused.
     let mut parts: Vec<&str> = token.split('.').collect();
     let other = serde_json::to_vec(&json!({"sub": "1", "iss": FRONTEND, "exp": NOW + 35})).unwrap();
@@ -1273,12 +1292,12 @@ fn a_cached_token_expires_at_exp_plus_skew() {
     // exp = NOW + 35, skew 5 s: a hit at NOW + 39, refused from NOW + 40.
     let late = i.get(&token, &cfg, NOW + 39, &mut up);
     assert_eq!(
-        (late.reply.status().as_u16(), late.token_cache),
+        (late.reply.status().as_u16(), late.log.token_cache),
         (200, Some("hit"))
     );
     let expired = i.get(&token, &cfg, NOW + 40, &mut up);
     assert_eq!(status_code(&expired), (401, "invalid_token".into()));
-    assert_eq!(expired.token_cache, Some("miss"));
+    assert_eq!(expired.log.token_cache, Some("miss"));
     assert!(i.tokens.is_empty());
 }
 
@@ -1302,13 +1321,13 @@ fn a_key_removed_from_the_jwks_ends_its_cached_tokens() {
         200
     );
     assert_eq!(
-        i.get(&token, &cfg, NOW + 1, &mut up).token_cache,
+        i.get(&token, &cfg, NOW + 1, &mut up).log.token_cache,
         Some("hit")
     );
     // Past the TTL the set is fetched again, and the old key is gone from it.
     let after = i.get(&token, &cfg, NOW + TTL_SECS, &mut up);
     assert_eq!(status_code(&after), (401, "invalid_token".into()));
-    assert_eq!(after.token_cache, Some("miss"));
+    assert_eq!(after.log.token_cache, Some("miss"));
     let fresh = new.token(&claims);
     assert_eq!(
         i.get(&fresh, &cfg, NOW + TTL_SECS + 1, &mut up)
@@ -1327,7 +1346,7 @@ fn token_cache_size_zero_verifies_every_request() {
     let mut i = Instance::new();
     for n in 1..=3 {
         let o = i.get(&token, &cfg, NOW, &mut up);
-        assert_eq!((o.reply.status().as_u16(), o.token_cache), (200, None));
+        assert_eq!((o.reply.status().as_u16(), o.log.token_cache), (200, None));
         assert_eq!(i.checks(), n);
     }
     assert!(i.tokens.is_empty());
@@ -1342,8 +1361,14 @@ fn an_inline_jwks_caches_tokens_too() {
     let token = key.token(&session_claims(FRONTEND, NOW));
     let mut i = Instance::new();
     // The inline set was imported by the config's verifier, not the counting one.
-    assert_eq!(i.get(&token, &cfg, NOW, &mut up).token_cache, Some("miss"));
-    assert_eq!(i.get(&token, &cfg, NOW, &mut up).token_cache, Some("hit"));
+    assert_eq!(
+        i.get(&token, &cfg, NOW, &mut up).log.token_cache,
+        Some("miss")
+    );
+    assert_eq!(
+        i.get(&token, &cfg, NOW, &mut up).log.token_cache,
+        Some("hit")
+    );
     assert!(up.sent.iter().all(|s| s.service != Service::Jwks));
 }
 
@@ -1371,7 +1396,7 @@ fn a_jwt_shaped_bearer_with_a_broken_header_never_reaches_the_gateway() {
             &mut up,
         );
         assert_eq!(status_code(&o), (401, "invalid_token".into()), "{header:?}");
-        assert_eq!(o.credential, Some("session"));
+        assert_eq!(o.log.credential, Some("session"));
         assert!(up.sent.is_empty(), "{:?}", up.sent);
     }
 }
@@ -1398,6 +1423,7 @@ fn with_method(
             tokens: &mut TokenCache::default(),
             verifier: &Portable,
             upstream: up,
+            trace: &trace(&h),
         },
     )
 }
@@ -1614,4 +1640,106 @@ fn an_answer_too_old_or_with_an_invalid_age_is_a_failed_fetch() {
             "the refused answer counts as an attempt"
         );
     }
+}
+
+#[test]
+fn every_answer_and_upstream_call_carries_the_request_id_and_trace() {
+    let key = TestKey::es256(1);
+    let token = key.token(&session_claims(FRONTEND, NOW));
+    let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let mut up = wacht(vec![key.public_jwk()]);
+    let o = once(
+        "/admin/users",
+        &[
+            ("authorization", &bearer(&token)),
+            ("x-request-id", "dash-123"),
+            ("traceparent", parent),
+            ("tracestate", "vendor=x"),
+        ],
+        &config(&[]),
+        &mut up,
+    );
+    assert_eq!(o.reply.status().as_u16(), 200);
+    assert_eq!(header(&o.reply, "x-request-id"), Some("dash-123"));
+    assert_eq!(o.log.request_id, "dash-123");
+    assert_eq!(o.log.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(up.sent.len(), 2, "JWKS and users");
+    for sent in &up.sent {
+        let h = |name: &str| {
+            sent.headers
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(h("x-request-id"), Some("dash-123"), "{:?}", sent.service);
+        assert_eq!(
+            h("traceparent"),
+            Some("00-4bf92f3577b34da6a3ce929d0e0e4736-0707070707070707-01"),
+            "the caller's trace, our span"
+        );
+        assert_eq!(h("tracestate"), Some("vendor=x"));
+    }
+
+    // An error: the id in the header and the body; a fresh id when the caller's is unusable.
+    let mut up = wacht(vec![]);
+    let o = once(
+        "/admin/users",
+        &[("x-request-id", "not valid!")],
+        &config(&[]),
+        &mut up,
+    );
+    assert_eq!(status_code(&o), (401, "missing_credentials".into()));
+    assert_eq!(header(&o.reply, "x-request-id"), Some(REQUEST_ID));
+    let body: Value = serde_json::from_slice(o.reply.body()).unwrap();
+    assert_eq!(body["request_id"], REQUEST_ID);
+    assert_eq!(o.log.error, Some("missing_credentials"));
+    // A configuration error and a 404 too.
+    for (cfg, target, code) in [
+        (
+            Config::from_vars([("WACHT_CLOCK_SKEW_SECS", "x")], &Portable),
+            "/admin/users",
+            "configuration_error",
+        ),
+        (config(&[]), "/nope", "not_found"),
+    ] {
+        let o = once(target, &[], &cfg, &mut wacht(vec![]));
+        assert_eq!(header(&o.reply, "x-request-id"), Some(REQUEST_ID), "{code}");
+        let body: Value = serde_json::from_slice(o.reply.body()).unwrap();
+        assert_eq!(
+            (body["error"].as_str(), body["request_id"].as_str()),
+            (Some(code), Some(REQUEST_ID))
+        );
+        assert_eq!(o.log.error, Some(code));
+    }
+}
+
+#[test]
+fn the_audit_trail_names_who_was_denied() {
+    let key = TestKey::es256(1);
+    let mut claims = session_claims(FRONTEND, NOW);
+    claims["permissions"] = json!({"organization": [], "workspace": []});
+    let token = key.token(&claims);
+    let mut up = wacht(vec![key.public_jwk()]);
+    let o = once(
+        "/admin/users",
+        &[("authorization", &bearer(&token))],
+        &config(&[]),
+        &mut up,
+    );
+    assert_eq!(status_code(&o), (403, "forbidden".into()));
+    let line = o.log_line(LogFormat::Text, "GET", "/admin/users", 0);
+    assert!(
+        line.contains("error=forbidden credential=session sub=1234567890 sid=sess_1234567890 organization=42 workspace=7"),
+        "{line}"
+    );
+    // A token that did not verify names nobody: its claims are the caller's word.
+    let forged = TestKey::es256(2).token(&session_claims(FRONTEND, NOW));
+    let o = once(
+        "/admin/users",
+        &[("authorization", &bearer(&forged))],
+        &config(&[]),
+        &mut wacht(vec![key.public_jwk()]),
+    );
+    assert_eq!(status_code(&o), (401, "invalid_token".into()));
+    assert_eq!(o.log.principal, None);
 }

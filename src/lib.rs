@@ -10,8 +10,10 @@
 //! - `gateway`: API keys / OAuth tokens checked through the Wacht gateway
 //! - `backend`: the users call to the Wacht backend API
 //! - `handler`: the request flow, over an `Upstream` trait
-//! - `error`: every error mapped to a response, in one place
+//! - `error`: every error mapped to a response, in one place; `reply`: the response type
+//! - `trace`: request ids and W3C trace context; `access_log`: the access line
 
+pub mod access_log;
 pub mod backend;
 pub mod claims;
 pub mod config;
@@ -24,9 +26,11 @@ pub mod jwks;
 pub mod jwks_cache;
 pub mod jwt;
 pub mod protect;
+pub mod reply;
 pub mod request;
 pub mod signature;
 pub mod token_cache;
+pub mod trace;
 pub mod upstream;
 
 #[cfg(target_arch = "wasm32")]

@@ -4,14 +4,16 @@
 
 use std::cell::RefCell;
 
+use crate::access_log;
 use crate::config::{Config, ConfigError, LogFormat};
 use crate::error::Error;
-use crate::error::Reply;
-use crate::handler::{self, Context, Incoming, Outcome};
+use crate::handler::{self, Context, Incoming};
 use crate::jwks_cache::JwksCache;
+use crate::reply::Reply;
 use crate::request::RequestError;
 use crate::signature::Verifier;
 use crate::token_cache::TokenCache;
+use crate::trace::{self, Trace};
 use crate::upstream::{
     Method as OutMethod, OutRequest, OutResponse, Service, StatusCode, TransportError, Upstream,
 };
@@ -121,10 +123,22 @@ impl Guest for Component {
         let headers = header_map(request.headers().entries());
         drop(request);
         let now = wasi::clocks::wall_clock::now().seconds;
+        let mut random = [0u8; trace::RANDOM_BYTES];
+        let bytes = wasi::random::random::get_random_bytes(trace::RANDOM_BYTES as u64);
+        for (slot, byte) in random.iter_mut().zip(bytes) {
+            *slot = byte;
+        }
+        let trace = Trace::from_headers(&headers, &random);
 
         let (outcome, format) = STATE.with_borrow_mut(|state| {
             let config = state.config.get_or_insert_with(|| {
-                Config::from_vars(wasi::cli::environment::get_environment(), VERIFIER)
+                let parsed = Config::from_vars(wasi::cli::environment::get_environment(), VERIFIER);
+                // Once per instance, naming the variable (never its value): every request still
+                // answers 500, and the Workers shim logs this line once per isolate.
+                if let Err(e) = &parsed {
+                    write_stderr(&format!("{} {e}\n", access_log::CONFIG_ERROR));
+                }
+                parsed
             });
             let format = match config {
                 Ok(config) => config.log_format,
@@ -132,8 +146,8 @@ impl Guest for Component {
             };
             // The host hands over only valid method tokens; anything else is simply not GET.
             let Some(method) = &method else {
-                let refused = Error::from(RequestError::MethodNotAllowed).reply();
-                return (Outcome::early(refused), format);
+                let refused = Error::from(RequestError::MethodNotAllowed);
+                return (handler::refuse(&refused, &trace), format);
             };
             let incoming = Incoming {
                 method,
@@ -149,6 +163,7 @@ impl Guest for Component {
                     tokens: &mut state.tokens,
                     verifier: VERIFIER,
                     upstream: &mut WasiUpstream,
+                    trace: &trace,
                 },
             );
             (outcome, format)
@@ -158,11 +173,15 @@ impl Guest for Component {
         let method_text = method.as_ref().map_or("?", http::Method::as_str);
         let mut line = outcome.log_line(format, method_text, &target, elapsed_ns);
         line.push('\n');
-        // Straight to wasi:cli/stderr, not through std::io (whose machinery and error texts cost
-        // ~8 KB of component). A failed write is ignored: logging must never fail the request.
-        let _ = wasi::cli::stderr::get_stderr().blocking_write_and_flush(line.as_bytes());
+        write_stderr(&line);
         write_reply(response_out, &outcome.reply);
     }
+}
+
+/// Straight to wasi:cli/stderr, not through std::io (whose machinery and error texts cost ~8 KB
+/// of component). A failed write is ignored: logging must never fail the request.
+fn write_stderr(line: &str) {
+    let _ = wasi::cli::stderr::get_stderr().blocking_write_and_flush(line.as_bytes());
 }
 
 /// The wasi method as `http` has it; `None` for an extension method `http` refuses.

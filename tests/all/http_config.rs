@@ -166,6 +166,7 @@ fn helpers_reject_what_they_should() -> anyhow::Result<()> {
             .header("content-type", ct)
             .header("cache-control", "no-store")
             .header("x-content-type-options", "nosniff")
+            .header("x-request-id", "r1")
             .body(bytes::Bytes::from(body.to_string()))
             .unwrap(),
         stderr: stderr.to_string(),
@@ -175,10 +176,18 @@ fn helpers_reject_what_they_should() -> anyhow::Result<()> {
     let ok = handled(
         404,
         "application/json",
-        r#"{"error":"not_found","message":"no"}"#,
+        r#"{"error":"not_found","message":"no","request_id":"r1"}"#,
         "GET /x 404\n",
     );
     ensure!(json_error(&ok.response)?.1 == "not_found");
+    // The body's request id must be the header's.
+    let other_id = handled(
+        404,
+        "application/json",
+        r#"{"error":"not_found","message":"no","request_id":"r2"}"#,
+        "",
+    );
+    ensure!(json_error(&other_id.response).is_err());
     // An answer without the safe headers is refused.
     let mut cacheable = ok.response.clone();
     cacheable.headers_mut().remove("cache-control");
@@ -197,7 +206,7 @@ fn helpers_reject_what_they_should() -> anyhow::Result<()> {
             &handled(
                 404,
                 "application/json",
-                r#"{"error":"a","message":"b","x":1}"#,
+                r#"{"error":"a","message":"b","request_id":"r1","x":1}"#,
                 ""
             )
             .response
@@ -209,7 +218,7 @@ fn helpers_reject_what_they_should() -> anyhow::Result<()> {
     let unauth = handled(
         401,
         "application/json",
-        r#"{"error":"missing_credentials","message":"m"}"#,
+        r#"{"error":"missing_credentials","message":"m","request_id":"r1"}"#,
         "",
     );
     ensure!(expect_error(&unauth, 401, "missing_credentials").is_err());
@@ -276,8 +285,7 @@ async fn wacht_log_format_json_writes_one_json_object_per_request() -> anyhow::R
     // The default stays the key=value line.
     let h = get("/admin/users", &[bearer(&token)], &env_for(&s)).await?;
     ensure!(
-        h.stderr
-            .starts_with("wacht-admin method=GET path=/admin/users status=200"),
+        h.stderr.starts_with("wacht-admin v=1 request_id="),
         "{}",
         h.stderr
     );

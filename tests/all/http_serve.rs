@@ -71,7 +71,7 @@ impl Reply {
         serde_json::from_str(&self.body).with_context(|| format!("not JSON: {:?}", self.body))
     }
 
-    /// `{"error": code, "message": …}` with this status.
+    /// `{"error": code, "message": …, "request_id": …}` with this status.
     fn expect_error(&self, status: u16, code: &str) -> anyhow::Result<()> {
         ensure!(
             self.status == status,
@@ -83,7 +83,17 @@ impl Reply {
         let v = self.json()?;
         ensure!(v["error"] == code, "{v}");
         ensure!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
-        ensure!(v.as_object().map(|o| o.len()) == Some(2), "{v}");
+        // The component's answers carry the request id; the host's own do not yet.
+        let fields = if self.header("x-request-id").is_some() {
+            3
+        } else {
+            2
+        };
+        ensure!(v.as_object().map(|o| o.len()) == Some(fields), "{v}");
+        ensure!(
+            v["request_id"].as_str() == self.header("x-request-id"),
+            "the body's request_id is not the X-Request-Id header: {v}"
+        );
         Ok(())
     }
 
@@ -215,7 +225,7 @@ fn demo_mode_answers_the_printed_curl_lines() -> anyhow::Result<()> {
     ensure!(
         guest
             .iter()
-            .filter(|l| l.contains("wacht-admin method=GET"))
+            .filter(|l| l.contains("wacht-admin v=1 ") && l.contains(" method=GET "))
             .count()
             == requests,
         "{guest:#?}"

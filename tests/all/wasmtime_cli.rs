@@ -104,7 +104,7 @@ fn wasmtime_serve_binds_machine_grants_to_this_deployment() -> anyhow::Result<()
     );
     let logs = server.logs();
     ensure!(
-        logs.contains(&format!("foreign_deployment_id={FOREIGN_DEPLOYMENT_ID}")),
+        logs.contains(&format!("deployment_id={FOREIGN_DEPLOYMENT_ID}")),
         "{logs}"
     );
     for secret in [&ours, &foreign, &s.api_key()] {

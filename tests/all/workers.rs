@@ -63,7 +63,7 @@ fn get(addr: SocketAddr, target: &str, headers: &[(&str, &str)]) -> anyhow::Resu
     client::send(addr, "GET", target, headers, TIMEOUT)
 }
 
-/// Asserts `{"error": code, "message": …}` with this status (and `WWW-Authenticate: Bearer…` on 401).
+/// Asserts `{"error": code, "message": …, "request_id": …}` with this status (and `WWW-Authenticate: Bearer…` on 401).
 fn expect_error(r: &Response, status: u16, code: &str) -> anyhow::Result<String> {
     let (got, message) = error_body(r, status)?;
     ensure!(
@@ -86,7 +86,13 @@ fn error_body(r: &Response, status: u16) -> anyhow::Result<(String, String)> {
     );
     let v: Value = serde_json::from_slice(&r.body).context("error body is not JSON")?;
     let obj = v.as_object().context("error body is not an object")?;
-    ensure!(obj.len() == 2, "error body has extra fields: {v}");
+    ensure!(obj.len() == 3, "error body has extra fields: {v}");
+    let id = obj.get("request_id").and_then(Value::as_str);
+    ensure!(
+        id.is_some() && id == r.header("x-request-id"),
+        "the body's request_id is not the X-Request-Id header:\n{}",
+        r.dump()
+    );
     let code = obj.get("error").and_then(Value::as_str).unwrap_or("");
     ensure!(!code.is_empty(), "no error code: {v}");
     let message = obj.get("message").and_then(Value::as_str).unwrap_or("");
@@ -310,6 +316,38 @@ fn worker_serves_the_contract_in_workerd() {
                 "query {:?}",
                 backend.query
             );
+            responses.push(r);
+            Ok(())
+        },
+    );
+
+    c.run(
+        "request ids: the caller's kept and sent upstream with its trace, a bad one replaced",
+        || {
+            let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+            let r = get(
+                addr,
+                "/admin/users",
+                &[
+                    ("authorization", &bearer(&token)),
+                    ("x-request-id", "dash-7"),
+                    ("traceparent", parent),
+                ],
+            )?;
+            expect_users(&r, &s)?;
+            ensure!(r.header("x-request-id") == Some("dash-7"), "{}", r.dump());
+            let backend = s.last_request(Endpoint::Users).context("no users call")?;
+            ensure!(backend.header("x-request-id") == Some("dash-7"));
+            let sent = backend.header("traceparent").unwrap_or("");
+            ensure!(
+                sent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-") && sent != parent,
+                "{sent}"
+            );
+            responses.push(r);
+            let r = get(addr, "/admin/users", &[("x-request-id", "bad id")])?;
+            expect_error(&r, 401, "missing_credentials")?;
+            let id = r.header("x-request-id").unwrap_or("");
+            ensure!(id.len() == 32 && id != "bad id", "{id}");
             responses.push(r);
             Ok(())
         },
@@ -651,7 +689,7 @@ fn worker_serves_the_contract_in_workerd() {
             // guest never ran), plus the unconfigured service's one (not collected).
             let lines = logs
                 .lines()
-                .filter(|l| l.starts_with("wacht-admin method=") && !l.contains("/__ready"))
+                .filter(|l| l.starts_with("wacht-admin v=1 ") && !l.contains("/__ready"))
                 .count();
             let shed = responses
                 .iter()

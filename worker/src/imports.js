@@ -1,7 +1,7 @@
 // Every import of the component, for one instance: its own environment, stdout/stderr line
 // buffers and outbound allowlist. A module of its own so that build.mjs can check the jco glue
 // against it (every method the glue calls must exist here).
-import { insecureSeed } from "@bytecodealliance/preview2-shim/random";
+import { insecureSeed, random } from "@bytecodealliance/preview2-shim/random";
 import { cli } from "./cli.js";
 import { outgoingHandler, types } from "./http.js";
 import { OutputStream, error, monotonicClock, poll, streams, wallClock } from "./io.js";
@@ -24,6 +24,8 @@ export function componentImports(vars) {
     "wasi:io/poll": poll,
     "wasi:io/streams": streams,
     "wasi:random/insecure-seed": insecureSeed,
+    // Request and trace ids (crypto.getRandomValues).
+    "wasi:random/random": random,
     // Session-token signatures: WebCrypto, natively (verifier.js).
     "wacht:admin/verifier": { VerifyingKey, importKey },
   };

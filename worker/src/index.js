@@ -14,7 +14,7 @@ import { instantiate } from "../gen/wacht_admin.js";
 import { getCoreModule } from "../gen/core-modules.js";
 import { serveRequest } from "./http.js";
 import { componentImports } from "./imports.js";
-import { hasJspi, maxInstances, poolSize, staleAfterMs, wachtVars } from "./policy.js";
+import { hasJspi, maxInstances, poolSize, requestId, staleAfterMs, wachtVars } from "./policy.js";
 
 // Without JSPI no instance can run: say so once, at start-up, and answer every request with a
 // clear error instead of failing each instantiation.
@@ -38,7 +38,7 @@ const inFlight = new Set();
 export default {
   async fetch(request, env) {
     if (!JSPI) {
-      return failure("internal_error", "this Workers runtime cannot run the component (no WebAssembly JSPI)");
+      return failure(request, "internal_error", "this Workers runtime cannot run the component (no WebAssembly JSPI)");
     }
     if (env !== lastEnv) {
       const vars = wachtVars(env);
@@ -62,7 +62,7 @@ export default {
     const now = Date.now();
     for (const entry of inFlight) if (now - entry.started > settings.stale) inFlight.delete(entry);
     if (inFlight.size >= settings.max) {
-      return failure("overloaded", "too many requests in flight, retry shortly", 503, {
+      return failure(request, "overloaded", "too many requests in flight, retry shortly", 503, {
         "retry-after": "1",
       });
     }
@@ -84,7 +84,7 @@ async function serve(request, vars, key, pool) {
     } catch (e) {
       // No request data exists yet, so the error's own message is safe to log.
       console.error(`wacht-admin worker: instantiation failed: ${e?.name}: ${e?.message}`);
-      return failure("internal_error", "the component could not be started");
+      return failure(request, "internal_error", "the component could not be started");
     }
   }
   let response;
@@ -94,7 +94,7 @@ async function serve(request, vars, key, pool) {
   } catch (e) {
     // A trapped instance may be in any state: it is not returned to the pool.
     console.error(`wacht-admin worker: the component failed: ${describe(e)}`);
-    return failure("internal_error", "the component failed while handling the request");
+    return failure(request, "internal_error", "the component failed while handling the request");
   }
   // Back to the pool only once the guest has returned (its response is complete by then).
   if (key === idleKey && idle.length < pool) idle.push(instance);
@@ -106,14 +106,18 @@ async function createInstance(vars) {
   return { handle: exports.incomingHandler.handle };
 }
 
-// As the component's own answers: JSON, never cached, never sniffed.
-function failure(code, message, status = 502, headers = {}) {
-  return new Response(JSON.stringify({ error: code, message }), {
+// As the component's own answers: JSON with the request id, never cached, never sniffed; and
+// logged at error level with that id, so the answer can be traced.
+function failure(request, code, message, status = 502, headers = {}) {
+  const id = requestId(request.headers);
+  console.error({ msg: "wacht-admin worker", request_id: id, status, error: code });
+  return new Response(JSON.stringify({ error: code, message, request_id: id }), {
     status,
     headers: {
       "content-type": "application/json",
       "cache-control": "no-store",
       "x-content-type-options": "nosniff",
+      "x-request-id": id,
       ...headers,
     },
   });

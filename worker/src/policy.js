@@ -102,3 +102,13 @@ export function requestOrigin(request) {
 export function hasJspi(wasm) {
   return typeof wasm?.Suspending === "function" && typeof wasm?.promising === "function";
 }
+
+// The request id of an answer the shim gives itself (the guest makes its own the same way): the
+// caller's X-Request-Id when it is 1-128 characters of [A-Za-z0-9._:-], else a new one. A
+// repeated header arrives joined with ", " and so is replaced.
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export function requestId(headers) {
+  const given = headers.get("x-request-id");
+  return given !== null && REQUEST_ID.test(given) ? given : crypto.randomUUID().replaceAll("-", "");
+}

@@ -13,10 +13,9 @@ export function guestOutput(createStream) {
   };
 }
 
-// One console.log per complete line. (The stock console stream also emits on every flush, and
-// Rust's stderr flushes each write: a line would arrive in pieces.) The guest writes one
-// access-log line per request to stderr; it is information, not an error, so it is logged at
-// "log" level. No `drop`: the buffer outlives any one handle.
+// One console call per complete line. (The stock console stream also emits on every flush, and
+// Rust's stderr flushes each write: a line would arrive in pieces.) No `drop`: the buffer
+// outlives any one handle.
 export function lines() {
   const decoder = new TextDecoder();
   let pending = "";
@@ -26,10 +25,41 @@ export function lines() {
       let newline;
       while ((newline = pending.indexOf("\n")) >= 0 || pending.length > 8192) {
         const end = newline >= 0 ? newline : 8192;
-        console.log(pending.slice(0, end).replace(/\r$/, ""));
+        logLine(pending.slice(0, end).replace(/\r$/, ""));
         pending = pending.slice(end + (newline >= 0 ? 1 : 0));
       }
     },
     blockingFlush() {},
   };
+}
+
+// The first words of the line an instance writes once when its configuration is invalid.
+export const CONFIG_ERROR = "wacht-admin configuration error:";
+const configErrors = new Set();
+
+// How a guest line reaches Workers Logs: a JSON access line as an object (so its fields are
+// indexed, not one string), at "error" level for a 5xx; a text line as it is, at "error" level for
+// a 5xx. A configuration error is logged once per isolate (every instance of a pool would repeat
+// it); the requests it fails still log their 500 access lines.
+export function logLine(line) {
+  if (line.startsWith(CONFIG_ERROR)) {
+    if (!configErrors.has(line)) {
+      configErrors.add(line);
+      console.error(line);
+    }
+    return;
+  }
+  if (line.startsWith("{")) {
+    let event = null;
+    try {
+      event = JSON.parse(line);
+    } catch {
+      // Not JSON after all: logged as text below.
+    }
+    if (event !== null && typeof event === "object") {
+      (event.status >= 500 ? console.error : console.log)(event);
+      return;
+    }
+  }
+  (/ status=5\d\d /.test(line) ? console.error : console.log)(line);
 }

@@ -6,6 +6,7 @@ import {
   hasJspi,
   maxInstances,
   poolSize,
+  requestId,
   requestOrigin,
   requestTarget,
   staleAfterMs,
@@ -132,4 +133,16 @@ test("the request target's origin is the origin of the URL fetch is given", () =
     assert.equal(target.origin, new URL(target.href).origin, `${authority} ${path}`);
   }
   assert.equal(requestTarget(req("HTTPS", "a b", "/")), null);
+});
+
+test("the shim's own answers keep a usable caller request id, else make one", () => {
+  const h = (id) => new Headers(id === undefined ? {} : { "x-request-id": id });
+  assert.equal(requestId(h("dash-1.2_3:4")), "dash-1.2_3:4");
+  assert.equal(requestId(h("a".repeat(128))), "a".repeat(128));
+  for (const bad of [undefined, "", "a b", "a/b", "a".repeat(129)]) {
+    const id = requestId(h(bad));
+    assert.match(id, /^[0-9a-f]{32}$/, String(bad));
+  }
+  const twice = new Headers([["x-request-id", "a"], ["x-request-id", "b"]]);
+  assert.match(requestId(twice), /^[0-9a-f]{32}$/);
 });

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { createCli } from "../node_modules/@bytecodealliance/preview2-shim/dist/browser/cli.js";
 import { OutputStream } from "../src/io.js";
-import { guestOutput, lines } from "../src/stdio.js";
+import { CONFIG_ERROR, guestOutput, lines, logLine } from "../src/stdio.js";
 
 const outputStreamCreate = (sink) => new OutputStream(sink);
 
@@ -62,4 +62,55 @@ test("an endless line is cut every 8192 characters", () => {
     seen.map((l) => l.length),
     [8192, 8192],
   );
+});
+
+// Runs `body` with console.log and console.error captured: [level, value] pairs.
+function leveled(body) {
+  const seen = [];
+  const original = { log: console.log, error: console.error };
+  console.log = (value) => seen.push(["log", value]);
+  console.error = (value) => seen.push(["error", value]);
+  try {
+    body();
+  } finally {
+    Object.assign(console, original);
+  }
+  return seen;
+}
+
+test("JSON access lines reach Workers Logs as objects, 5xx at error level", () => {
+  const seen = leveled(() => {
+    logLine('{"msg":"wacht-admin","v":1,"status":200,"request_id":"a"}');
+    logLine('{"msg":"wacht-admin","v":1,"status":502,"error":"upstream_error"}');
+    logLine("{not json");
+  });
+  assert.deepEqual(seen, [
+    ["log", { msg: "wacht-admin", v: 1, status: 200, request_id: "a" }],
+    ["error", { msg: "wacht-admin", v: 1, status: 502, error: "upstream_error" }],
+    ["log", "{not json"],
+  ]);
+});
+
+test("text access lines: 5xx at error level, the rest as information", () => {
+  const seen = leveled(() => {
+    logLine("wacht-admin v=1 method=GET path=/admin/users status=200 error=- duration_ms=1.0");
+    logLine("wacht-admin v=1 method=GET path=/admin/users status=503 error=upstream_unavailable duration_ms=1.0");
+  });
+  assert.deepEqual(
+    seen.map(([level]) => level),
+    ["log", "error"],
+  );
+});
+
+test("a configuration error is logged once per isolate, at error level", () => {
+  const line = `${CONFIG_ERROR} WACHT_CLOCK_SKEW_SECS must be a whole number between 0 and 300`;
+  const seen = leveled(() => {
+    logLine(line);
+    logLine(line);
+    logLine(`${CONFIG_ERROR} WACHT_LOG_FORMAT must be text or json`);
+  });
+  assert.deepEqual(seen, [
+    ["error", line],
+    ["error", `${CONFIG_ERROR} WACHT_LOG_FORMAT must be text or json`],
+  ]);
 });

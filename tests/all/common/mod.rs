@@ -273,7 +273,8 @@ pub fn header<'a>(resp: &'a http::Response<Bytes>, name: &str) -> Option<&'a str
 }
 
 /// Asserts the contract's error shape: `content-type: application/json` and a body of exactly
-/// `{"error": code, "message": text}`. Returns (status, code, message).
+/// `{"error": code, "message": text, "request_id": id}`, the id the `X-Request-Id` header
+/// carries. Returns (status, code, message).
 pub fn json_error(resp: &http::Response<Bytes>) -> anyhow::Result<(u16, String, String)> {
     safe_headers(resp)?;
     let ct = header(resp, "content-type").unwrap_or("");
@@ -290,8 +291,14 @@ pub fn json_error(resp: &http::Response<Bytes>) -> anyhow::Result<(u16, String, 
     })?;
     let obj = v.as_object().context("error body is not an object")?;
     ensure!(
-        obj.len() == 2,
-        "error body has fields other than error/message: {v}"
+        obj.len() == 3,
+        "error body has fields other than error/message/request_id: {v}"
+    );
+    let id = obj.get("request_id").and_then(Value::as_str);
+    ensure!(
+        id.is_some() && id == header(resp, "x-request-id"),
+        "the body's request_id is not the X-Request-Id header: {v}, {:?}",
+        header(resp, "x-request-id")
     );
     let code = obj
         .get("error")
