@@ -24,6 +24,7 @@ mod http_machine;
 mod http_openapi;
 mod http_serve;
 mod http_session;
+mod http_token_cache;
 mod http_upstream;
 mod http_verifiers;
 mod imports;
