@@ -1298,3 +1298,6 @@ fn cors_for_an_unlisted_origin() {
     assert!(header(&o.reply, "access-control-allow-origin").is_none());
     assert!(up.sent.is_empty());
 }
+
+#[path = "handler_proptests.rs"]
+mod proptests;
