@@ -18,6 +18,12 @@ pub const DEFAULT_GATEWAY_PERMISSIONS: &str = "user:read";
 pub const DEFAULT_CLOCK_SKEW_SECS: u64 = 5;
 /// Verified session tokens kept per instance (`WACHT_TOKEN_CACHE_SIZE`; 0 turns the cache off).
 pub const DEFAULT_TOKEN_CACHE_SIZE: u64 = 1024;
+/// The most `WACHT_TOKEN_CACHE_SIZE` may be: what one instance can hold. A cached token costs
+/// ~620 bytes of linear memory (measured in wasmtime: tests/all/http_token_cache.rs), so a full
+/// cache takes ~60 MiB, under half the native host's 128 MiB per instance; the rest is for the
+/// largest backend answer (~15 MiB while a 4 MiB page passes through) and claims larger than
+/// the measured ones.
+pub const MAX_TOKEN_CACHE_SIZE: u64 = 100_000;
 pub const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 10_000;
 
 #[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
@@ -347,7 +353,7 @@ impl Config {
                 "WACHT_TOKEN_CACHE_SIZE",
                 DEFAULT_TOKEN_CACHE_SIZE,
                 0,
-                1_000_000,
+                MAX_TOKEN_CACHE_SIZE,
             )? as usize,
             log_format,
             cors_origins,
@@ -449,6 +455,8 @@ mod tests {
         assert_eq!(cfg.api_key(), Err(ConfigError::Missing("WACHT_API_KEY")));
         let off = Config::from_vars([("WACHT_TOKEN_CACHE_SIZE", "0")], &Portable).unwrap();
         assert_eq!(off.token_cache_size, 0);
+        let most = Config::from_vars([("WACHT_TOKEN_CACHE_SIZE", "100000")], &Portable).unwrap();
+        assert_eq!(most.token_cache_size as u64, MAX_TOKEN_CACHE_SIZE);
         let json = Config::from_vars([("WACHT_LOG_FORMAT", "JSON")], &Portable).unwrap();
         assert_eq!(json.log_format, LogFormat::Json);
         assert!(json.cors_origins.is_empty());
@@ -477,7 +485,8 @@ mod tests {
             ("WACHT_CLOCK_SKEW_SECS", "-1"),
             ("WACHT_UPSTREAM_TIMEOUT_MS", "0"),
             ("WACHT_REQUIRED_PERMISSIONS", " , "),
-            ("WACHT_TOKEN_CACHE_SIZE", "1000001"),
+            ("WACHT_TOKEN_CACHE_SIZE", "100001"),
+            ("WACHT_TOKEN_CACHE_SIZE", "1000000"),
             ("WACHT_TOKEN_CACHE_SIZE", "-1"),
             ("WACHT_LOG_FORMAT", "yaml"),
             ("WACHT_CORS_ORIGINS", "*"),

@@ -221,4 +221,60 @@ mod tests {
             "oauth_access_token"
         );
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Bearer values as they come: printable ASCII with dots, base64 of every alphabet,
+        /// padding, and the prefixes of real keys.
+        fn bearer_value() -> impl Strategy<Value = String> {
+            prop_oneof![
+                "[!-~]{1,80}",
+                "[A-Za-z0-9_=+/.-]{1,120}",
+                "(oat_|wk_live_|sk_test_)?[A-Za-z0-9_-]{0,43}[.=+/]?[A-Za-z0-9_.-]{0,20}",
+            ]
+        }
+
+        /// Compact JWS shapes: three segments of any base64 alphabet, with or without padding
+        /// and trailing dots.
+        fn jwt_shaped() -> impl Strategy<Value = String> {
+            (
+                "[A-Za-z0-9_+/-]{1,60}={0,2}",
+                "[A-Za-z0-9_+/-]{0,200}={0,2}",
+                "[A-Za-z0-9_+/-]{0,90}={0,2}",
+                "\\.?",
+            )
+                .prop_map(|(h, p, s, tail)| format!("{h}.{p}.{s}{tail}"))
+        }
+
+        proptest! {
+            #[test]
+            fn no_dotted_value_is_ever_a_machine_credential(value in bearer_value()) {
+                let auth = format!("Bearer {value}");
+                let bearer = extract(Some(&auth), None);
+                let header = extract(None, Some(&value));
+                for routed in [bearer, header] {
+                    if let Ok(Credential::ApiKey(v) | Credential::OAuthAccessToken(v)) = routed {
+                        prop_assert!(!v.contains('.'), "{v:?} would reach the gateway");
+                        prop_assert!(
+                            v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'),
+                            "{v:?}"
+                        );
+                    }
+                }
+            }
+
+            #[test]
+            fn every_jwt_shaped_value_is_a_session_token(token in jwt_shaped()) {
+                let auth = format!("Bearer {token}");
+                prop_assert_eq!(extract(Some(&auth), None), Ok(Credential::Session(token.as_str())));
+                // Never sent as a key from x-api-key either.
+                prop_assert!(!matches!(
+                    extract(None, Some(&token)),
+                    Ok(Credential::ApiKey(_) | Credential::OAuthAccessToken(_))
+                ));
+            }
+        }
+    }
 }

@@ -1743,3 +1743,6 @@ fn the_audit_trail_names_who_was_denied() {
     assert_eq!(status_code(&o), (401, "invalid_token".into()));
     assert_eq!(o.log.principal, None);
 }
+
+#[path = "handler_proptests.rs"]
+mod proptests;

@@ -870,3 +870,7 @@ mod tests {
         assert!(verify(&token, &keys, &rules).is_ok(), "{nested}");
     }
 }
+
+#[cfg(test)]
+#[path = "jwt_proptests.rs"]
+mod proptests;

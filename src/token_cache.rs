@@ -1,7 +1,8 @@
 //! Verified session tokens, so that each token is verified once per instance (as Envoy's
 //! `jwt_authn` filter caches them with `jwt_cache_config`).
 //!
-//! - Bounded LRU, keyed by SHA-256 of the whole token: the token itself is not kept.
+//! - Bounded LRU, keyed by SHA-256 of the whole token: the token itself is not kept. Memory is
+//!   taken as entries come, not reserved for the whole capacity up front.
 //! - An entry holds the verified claims and the `kid` of the key that verified them.
 //! - A hit costs no signature check, but the time rules (`exp`, `nbf`, skew) run again against
 //!   now, and the permission rules run as for any token. An entry that has expired is dropped.
@@ -83,7 +84,15 @@ impl TokenCache {
         capacity: usize,
     ) -> Option<&mut LruCache<[u8; 32], Entry>> {
         let capacity = NonZeroUsize::new(capacity)?;
-        let entries = self.entries.get_or_insert_with(|| LruCache::new(capacity));
+        let entries = self.entries.get_or_insert_with(|| {
+            // `LruCache::new` would reserve the whole table at the first token (1.1 MiB at the
+            // upper bound, however few tokens come). Unbounded, then bounded by `resize` (which
+            // reserves nothing), the table grows as the cache fills, and `put` still evicts the
+            // least recently used entry at capacity.
+            let mut entries = LruCache::unbounded();
+            entries.resize(capacity);
+            entries
+        });
         if self.key_set != Some(keys.fingerprint()) {
             entries.clear();
             self.key_set = Some(keys.fingerprint());
@@ -193,6 +202,12 @@ mod tests {
         assert_eq!(cache.len(), 2);
         assert_eq!(cache.get(&digest("a"), &set, NOW, 5, 2), None);
         assert!(cache.get(&digest("c"), &set, NOW, 5, 2).is_some());
+        // Least recently used, not first in: `b` was used after `c`, so `c` goes.
+        assert!(cache.get(&digest("b"), &set, NOW, 5, 2).is_some());
+        cache.insert(digest("d"), &set, claims(NOW + 35), None, 2);
+        assert!(cache.get(&digest("b"), &set, NOW, 5, 2).is_some());
+        assert_eq!(cache.get(&digest("c"), &set, NOW, 5, 2), None);
+        assert_eq!(cache.len(), 2);
 
         let mut off = TokenCache::default();
         off.insert(digest("a"), &set, claims(NOW + 35), None, 0);

@@ -26,6 +26,7 @@ mod http_machine;
 mod http_openapi;
 mod http_serve;
 mod http_session;
+mod http_token_cache;
 mod http_trace;
 mod http_upstream;
 mod http_verifiers;
