@@ -92,7 +92,7 @@ pub enum ClaimsError {
 
 /// Checks a verified payload against `rules` and extracts the claims.
 pub fn check(payload: &[u8], rules: &ClaimRules) -> Result<Claims, ClaimsError> {
-    let claims = crate::jwt::json_object(payload).map_err(|_| ClaimsError::NotJson)?;
+    let claims = crate::json::json_object(payload).map_err(|_| ClaimsError::NotJson)?;
 
     let exp = match claims.get("exp") {
         None | Some(Value::Null) => return Err(ClaimsError::MissingExp),

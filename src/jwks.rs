@@ -13,6 +13,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
 
+pub use crate::signature::Alg;
 use crate::signature::{PublicParams, Verifier, VerifyingKey};
 
 /// Documents over this size are refused unparsed (a JWKS with a few keys is ~1 KiB).
@@ -24,36 +25,6 @@ const MIN_RSA_BITS: usize = 2048;
 const MAX_RSA_BITS: usize = 4096;
 /// The one RSA public exponent accepted, as in jwt-simple: every real JWKS key uses it.
 const RSA_EXPONENT: [u8; 3] = [1, 0, 1];
-
-/// A signature algorithm this core verifies; decided by the key type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Alg {
-    Es256,
-    Es384,
-    Rs256,
-}
-
-impl Alg {
-    /// The JWS `alg` name.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Alg::Es256 => "ES256",
-            Alg::Es384 => "ES384",
-            Alg::Rs256 => "RS256",
-        }
-    }
-
-    /// Exact, case-sensitive match of a JWS `alg` name (RFC 7515 §4.1.1): `none`, `es256`,
-    /// HS*, PS* and the rest are `None`.
-    pub fn from_name(name: &str) -> Option<Alg> {
-        match name {
-            "ES256" => Some(Alg::Es256),
-            "ES384" => Some(Alg::Es384),
-            "RS256" => Some(Alg::Rs256),
-            _ => None,
-        }
-    }
-}
 
 /// One usable key of the set, imported once into the host's (or the portable) verifier.
 #[derive(Clone)]

@@ -9,13 +9,12 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use std::fmt;
-
-use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::claims::{self, ClaimRules, Claims, ClaimsError};
-use crate::jwks::{Alg, Jwk, KeySet};
+use crate::json::json_object;
+use crate::jwks::{Jwk, KeySet};
+use crate::signature::Alg;
 
 /// Tokens longer than this are rejected before any parsing (Wacht's are ~600 bytes).
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -224,41 +223,6 @@ impl Header {
         let crit = header.contains_key("crit");
         Ok(Header { alg, kid, crit })
     }
-}
-
-/// A JSON object with no member named twice, for JWS headers and JWT claim sets. RFC 7515 §5.2
-/// allows either refusing duplicates or taking the last; refusing means no other parser on the
-/// token's way can read a different `alg`, `exp` or `sub` than this one did.
-pub(crate) fn json_object(json: &[u8]) -> Result<Map<String, Value>, serde_json::Error> {
-    struct Unique(Map<String, Value>);
-    struct UniqueVisitor;
-
-    impl<'de> Visitor<'de> for UniqueVisitor {
-        type Value = Unique;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a JSON object")
-        }
-
-        fn visit_map<A: MapAccess<'de>>(self, mut members: A) -> Result<Unique, A::Error> {
-            let mut map = Map::new();
-            while let Some(name) = members.next_key::<String>()? {
-                if map.contains_key(&name) {
-                    return Err(de::Error::custom("duplicate member"));
-                }
-                map.insert(name, members.next_value()?);
-            }
-            Ok(Unique(map))
-        }
-    }
-
-    impl<'de> Deserialize<'de> for Unique {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            d.deserialize_map(UniqueVisitor)
-        }
-    }
-
-    serde_json::from_slice::<Unique>(json).map(|u| u.0)
 }
 
 #[cfg(test)]

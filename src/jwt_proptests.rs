@@ -6,6 +6,7 @@ use proptest::prelude::*;
 use proptest::test_runner::Config as RunnerConfig;
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::{Map, Value};
+use std::fmt;
 use wacht_standin::tokens::b64url;
 
 use super::*;

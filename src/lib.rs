@@ -3,7 +3,7 @@
 //! Everything but `wasi_adapter` is a pure core: no wasi, no HTTP client, the clock passed in.
 //! - `request`: routing and query validation; `cors`: CORS for browser dashboards
 //! - `credentials`: which credential a request carries
-//! - `jwks`, `jwt`, `claims`: where the session JWT is checked
+//! - `jwks`, `jwt`, `claims`: where the session JWT is checked; `json`: the strict object reader
 //! - `signature`: the signature primitive, from the host (wacht:admin/verifier) or jwt-simple
 //! - `token_cache`: verified tokens, so each is verified once
 //! - `protect`: the permission rules of `auth.protect`
@@ -22,6 +22,7 @@ pub mod credentials;
 pub mod error;
 pub mod gateway;
 pub mod handler;
+pub mod json;
 pub mod jwks;
 pub mod jwks_cache;
 pub mod jwt;

@@ -8,12 +8,40 @@
 
 use std::rc::Rc;
 
-use crate::jwks::Alg;
-
 #[cfg(feature = "portable-verifier")]
 mod portable;
 #[cfg(feature = "portable-verifier")]
 pub use portable::Portable;
+
+/// A signature algorithm this core verifies; decided by the key type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Alg {
+    Es256,
+    Es384,
+    Rs256,
+}
+
+impl Alg {
+    /// The JWS `alg` name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Alg::Es256 => "ES256",
+            Alg::Es384 => "ES384",
+            Alg::Rs256 => "RS256",
+        }
+    }
+
+    /// Exact, case-sensitive match of a JWS `alg` name (RFC 7515 §4.1.1): `none`, `es256`,
+    /// HS*, PS* and the rest are `None`.
+    pub fn from_name(name: &str) -> Option<Alg> {
+        match name {
+            "ES256" => Some(Alg::Es256),
+            "ES384" => Some(Alg::Es384),
+            "RS256" => Some(Alg::Rs256),
+            _ => None,
+        }
+    }
+}
 
 /// A JWK's public parameters, big-endian, already through the key policy of `jwks`: the curve
 /// fixes the coordinate sizes, and an RSA key is 2048 to 4096 bits with an odd exponent.

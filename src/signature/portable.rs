@@ -17,8 +17,7 @@ use superboring::hash::MessageDigest;
 use superboring::pkey::{PKey, Public};
 use superboring::rsa::Padding;
 
-use super::{PublicParams, Verifier, VerifyingKey};
-use crate::jwks::Alg;
+use super::{Alg, PublicParams, Verifier, VerifyingKey};
 
 /// The in-component provider.
 #[derive(Debug, Default, Clone, Copy)]

@@ -32,6 +32,7 @@ mod http_upstream;
 mod http_verifiers;
 mod imports;
 mod spin_manifest;
+mod structure;
 mod wasmtime_cli;
 mod workers;
 mod wycheproof;
