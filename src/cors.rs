@@ -21,6 +21,8 @@ use crate::reply::{Reply, error_reply, json_reply};
 
 /// The error code of a refused preflight.
 pub const ORIGIN_NOT_ALLOWED: &str = "origin_not_allowed";
+/// The error code of a preflight without the method it asks for.
+pub const BAD_PREFLIGHT: &str = "bad_request";
 
 /// How long a browser may reuse a preflight answer.
 pub const MAX_AGE_SECS: u64 = 600;
@@ -86,8 +88,10 @@ impl Origin {
 /// What CORS makes of one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    /// CORS is off, or the request has no `Origin`: answer as usual.
-    None,
+    /// CORS is off: answer as usual.
+    Off,
+    /// CORS is on and the request has no `Origin` (not from a browser page): answer as usual.
+    NoOrigin,
     /// A listed origin: answer as usual, then mark the answer readable by it.
     Allowed(HeaderValue),
     /// An unlisted origin: answer as usual, with no CORS header.
@@ -97,10 +101,10 @@ pub enum Decision {
 /// Reads the request's `Origin` against the configured list.
 pub fn decide(allowed: &[Origin], headers: &HeaderMap) -> Decision {
     if allowed.is_empty() {
-        return Decision::None;
+        return Decision::Off;
     }
     let Some(origin) = headers.get(ORIGIN) else {
-        return Decision::None;
+        return Decision::NoOrigin;
     };
     let listed = origin
         .to_str()
@@ -114,8 +118,9 @@ pub fn decide(allowed: &[Origin], headers: &HeaderMap) -> Decision {
     }
 }
 
-/// A preflight is an `OPTIONS` with `Access-Control-Request-Method`; the answer to it, for
-/// the users route: 204 for a listed origin, 403 for any other.
+/// With CORS on, `OPTIONS` on the users route is the preflight: 204 for a listed origin asking
+/// with `Access-Control-Request-Method`, 403 for any other origin or none, 400 for a listed one
+/// that does not say which method. With CORS off it is `None`: a plain 405 like any method but GET.
 pub fn preflight(
     decision: &Decision,
     allow_headers: &HeaderValue,
@@ -124,20 +129,25 @@ pub fn preflight(
     headers: &HeaderMap,
     request_id: &str,
 ) -> Option<Reply> {
-    if method != Method::OPTIONS
-        || !headers.contains_key(ACCESS_CONTROL_REQUEST_METHOD)
-        || path != crate::request::USERS_PATH
-    {
+    if method != Method::OPTIONS || path != crate::request::USERS_PATH {
         return None;
     }
     match decision {
-        Decision::None => None,
-        Decision::Unlisted => Some(error_reply(
+        Decision::Off => None,
+        Decision::NoOrigin | Decision::Unlisted => Some(error_reply(
             StatusCode::FORBIDDEN,
             ORIGIN_NOT_ALLOWED,
             "this origin is not in WACHT_CORS_ORIGINS",
             request_id,
         )),
+        Decision::Allowed(_) if !headers.contains_key(ACCESS_CONTROL_REQUEST_METHOD) => {
+            Some(error_reply(
+                StatusCode::BAD_REQUEST,
+                BAD_PREFLIGHT,
+                "a CORS preflight needs Access-Control-Request-Method",
+                request_id,
+            ))
+        }
         Decision::Allowed(_) => {
             let mut reply = json_reply(StatusCode::NO_CONTENT, Vec::new());
             let headers = reply.headers_mut();
@@ -157,7 +167,7 @@ pub fn preflight(
 pub fn decorate(decision: &Decision, reply: &mut Reply) {
     let headers = reply.headers_mut();
     match decision {
-        Decision::None => {}
+        Decision::Off | Decision::NoOrigin => {}
         Decision::Unlisted => {
             headers.append(VARY, HeaderValue::from_static("origin"));
         }
@@ -235,11 +245,11 @@ mod tests {
         );
         assert_eq!(from("http://admin.example.com"), Decision::Unlisted);
         assert_eq!(from("null"), Decision::Unlisted);
-        assert_eq!(decide(&allowed, &HeaderMap::new()), Decision::None);
+        assert_eq!(decide(&allowed, &HeaderMap::new()), Decision::NoOrigin);
         // CORS off: an Origin changes nothing.
         assert_eq!(
             decide(&[], &headers(&[("origin", "https://admin.example.com")])),
-            Decision::None
+            Decision::Off
         );
     }
 
@@ -271,9 +281,33 @@ mod tests {
         assert_eq!(h["cache-control"], "no-store");
         assert!(!h.contains_key("access-control-allow-credentials"));
         assert!(!h.contains_key("content-type"));
-        // Not a preflight: a plain OPTIONS, another method, another path.
+        // A listed origin that does not say which method: a malformed preflight.
         let plain = headers(&[("origin", "https://admin.example.com")]);
-        assert!(preflight(&d, &defaults, &Method::OPTIONS, "/admin/users", &plain, "r").is_none());
+        let bad = preflight(&d, &defaults, &Method::OPTIONS, "/admin/users", &plain, "r").unwrap();
+        assert_eq!(bad.status(), 400);
+        // No origin at all, with CORS on: refused like an unlisted one.
+        let none = preflight(
+            &Decision::NoOrigin,
+            &defaults,
+            &Method::OPTIONS,
+            "/admin/users",
+            &req,
+            "r",
+        );
+        assert_eq!(none.map(|r| r.status().as_u16()), Some(403));
+        // CORS off: no preflight, the route's 405.
+        assert!(
+            preflight(
+                &Decision::Off,
+                &defaults,
+                &Method::OPTIONS,
+                "/admin/users",
+                &req,
+                "r"
+            )
+            .is_none()
+        );
+        // Not a preflight: another method, another path.
         assert!(preflight(&d, &defaults, &Method::GET, "/admin/users", &req, "r").is_none());
         assert!(preflight(&d, &defaults, &Method::OPTIONS, "/other", &req, "r").is_none());
         // An unlisted origin's preflight is refused, with no CORS header.

@@ -150,7 +150,7 @@ pub fn refuse(error: &Error, trace: &Trace) -> Outcome {
         error: Some(error.code()),
         ..Record::default()
     };
-    finish(error.reply(&trace.request_id), &cors::Decision::None, log)
+    finish(error.reply(&trace.request_id), &cors::Decision::Off, log)
 }
 
 pub fn handle(req: &Incoming<'_>, ctx: Context<'_>) -> Outcome {
@@ -165,7 +165,7 @@ pub fn handle(req: &Incoming<'_>, ctx: Context<'_>) -> Outcome {
             cors::decide(&config.cors_origins, req.headers),
             Some(&config.cors_allow_headers),
         ),
-        Err(_) => (cors::Decision::None, None),
+        Err(_) => (cors::Decision::Off, None),
     };
     let path = req.target.split('?').next().unwrap_or("");
     if let Some(allow_headers) = allow_headers
@@ -178,9 +178,11 @@ pub fn handle(req: &Incoming<'_>, ctx: Context<'_>) -> Outcome {
             &ctx.trace.request_id,
         )
     {
-        if reply.status() == StatusCode::FORBIDDEN {
-            log.error = Some(cors::ORIGIN_NOT_ALLOWED);
-        }
+        log.error = match reply.status() {
+            StatusCode::FORBIDDEN => Some(cors::ORIGIN_NOT_ALLOWED),
+            StatusCode::BAD_REQUEST => Some(cors::BAD_PREFLIGHT),
+            _ => None,
+        };
         return finish(reply, &cors, log);
     }
     let mut flow = Flow { ctx, log };

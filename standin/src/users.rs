@@ -110,11 +110,9 @@ impl ListQuery {
             sort_key: None,
             desc: false,
         };
-        for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let value =
-                percent_decode(value).ok_or_else(|| format!("invalid encoding in {name}"))?;
-            match name {
+        for (name, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+            let value = value.into_owned();
+            match name.as_ref() {
                 "limit" => {
                     q.limit = value
                         .parse()
@@ -189,26 +187,6 @@ impl ListQuery {
         let has_more = self.offset.saturating_add(self.limit) < total;
         (page, has_more)
     }
-}
-
-/// `application/x-www-form-urlencoded` decoding of one value (`+` is a space).
-pub(crate) fn percent_decode(raw: &str) -> Option<String> {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        match b {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = raw.get(i + 1..i + 3)?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 2;
-            }
-            _ => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]

@@ -31,6 +31,7 @@ mod http_trace;
 mod http_upstream;
 mod http_verifiers;
 mod imports;
+mod schemathesis;
 mod spin_manifest;
 mod structure;
 mod wasmtime_cli;
