@@ -6,7 +6,9 @@
 //! never its value.
 
 use base64::Engine as _;
+use secrecy::{ExposeSecret as _, SecretString};
 
+pub use crate::base_url::BaseUrl;
 use crate::cors::{self, Origin};
 use crate::jwks::KeySet;
 use crate::signature::Verifier;
@@ -60,70 +62,6 @@ pub enum ConfigError {
     CorsAllowHeaders(&'static str),
 }
 
-/// An http(s) base URL split into what an outgoing request needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BaseUrl {
-    pub https: bool,
-    /// `host[:port]`, lowercased host.
-    pub authority: String,
-    /// Path prefix without a trailing slash ("" for the root).
-    pub path: String,
-}
-
-impl BaseUrl {
-    pub fn parse(raw: &str) -> Option<BaseUrl> {
-        let (https, rest) = if let Some(r) = strip_prefix_ignore_case(raw, "https://") {
-            (true, r)
-        } else if let Some(r) = strip_prefix_ignore_case(raw, "http://") {
-            (false, r)
-        } else {
-            return None;
-        };
-        if rest.contains(['?', '#', '@', ' ', '\\']) {
-            return None;
-        }
-        let (authority, path) = match rest.find('/') {
-            Some(i) => rest.split_at(i),
-            None => (rest, ""),
-        };
-        if authority.is_empty() || !authority.chars().all(is_authority_char) {
-            return None;
-        }
-        // `[::1]` has colons but no port; `host:port` and `[::1]:port` need a valid port.
-        if !authority.ends_with(']')
-            && let Some((host, port)) = authority.rsplit_once(':')
-            && (host.is_empty() || port.parse::<u16>().is_err())
-        {
-            return None;
-        }
-        Some(BaseUrl {
-            https,
-            authority: authority.to_ascii_lowercase(),
-            path: path.trim_end_matches('/').to_string(),
-        })
-    }
-
-    /// The origin, as `iss` carries it: `https://host[:port]`.
-    pub fn origin(&self) -> String {
-        format!("{}://{}", self.scheme(), self.authority)
-    }
-
-    pub fn scheme(&self) -> &'static str {
-        if self.https { "https" } else { "http" }
-    }
-}
-
-fn is_authority_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']' | '_')
-}
-
-fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
-    let head = s.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix)
-        .then(|| s.get(prefix.len()..))
-        .flatten()
-}
-
 /// The frontend API origin encoded in a publishable key:
 /// `pk_test_`/`pk_live_` + standard base64 (padding optional) of `https://<host>`, no trailing `$`.
 pub fn frontend_api_from_publishable_key(key: &str) -> Option<BaseUrl> {
@@ -162,10 +100,11 @@ pub enum LogFormat {
     Json,
 }
 
-/// Everything the handler reads from the environment, validated.
-#[derive(Clone)]
+/// Everything the handler reads from the environment, validated. `Debug` shows the API key as
+/// `[REDACTED]` (secrecy).
+#[derive(Clone, Debug)]
 pub struct Config {
-    api_key: Option<String>,
+    api_key: Option<SecretString>,
     frontend_api: Result<BaseUrl, ConfigError>,
     pub backend_api: BaseUrl,
     pub gateway: BaseUrl,
@@ -191,23 +130,6 @@ pub struct Config {
     /// `WACHT_CORS_ALLOW_HEADERS`.
     pub cors_allow_headers: http::HeaderValue,
     pub client_ip_header: ClientIpHeader,
-}
-
-// Hand-written so that the API key can never reach a log through `{:?}`.
-impl std::fmt::Debug for Config {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Config")
-            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
-            .field("frontend_api", &self.frontend_api)
-            .field("backend_api", &self.backend_api)
-            .field("gateway", &self.gateway)
-            .field("inline_jwks", &self.inline_jwks.is_some())
-            .field("required_permissions", &self.required_permissions)
-            .field("gateway_permissions", &self.gateway_permissions)
-            .field("deployment_id", &self.deployment_id)
-            .field("gateway_apps", &self.gateway_apps)
-            .finish_non_exhaustive()
-    }
 }
 
 impl Config {
@@ -330,7 +252,7 @@ impl Config {
         };
 
         Ok(Config {
-            api_key: var("WACHT_API_KEY"),
+            api_key: var("WACHT_API_KEY").map(SecretString::from),
             frontend_api,
             backend_api: url("WACHT_BACKEND_API_URL", DEFAULT_BACKEND_API_URL)?,
             gateway: url("WACHT_GATEWAY_URL", DEFAULT_GATEWAY_URL)?,
@@ -364,7 +286,8 @@ impl Config {
     /// The backend API key; required for every successful request.
     pub fn api_key(&self) -> Result<&str, ConfigError> {
         self.api_key
-            .as_deref()
+            .as_ref()
+            .map(|key| key.expose_secret())
             .ok_or(ConfigError::Missing("WACHT_API_KEY"))
     }
 

@@ -17,6 +17,7 @@ use http::header::{
 };
 use http::{Method, StatusCode};
 
+use crate::base_url::BaseUrl;
 use crate::reply::{Reply, error_reply, json_reply};
 
 /// The error code of a refused preflight.
@@ -62,22 +63,19 @@ pub fn allow_headers<'a>(extra: impl IntoIterator<Item = &'a str>) -> Option<Hea
 pub struct Origin(String);
 
 impl Origin {
-    /// `scheme://host[:port]` with an http(s) scheme and nothing after the authority.
+    /// `scheme://host[:port]` with an http(s) scheme and nothing after the authority (not even
+    /// a `/`), as browsers send `Origin`.
     pub fn parse(raw: &str) -> Option<Origin> {
-        let (scheme, rest) = raw.split_once("://")?;
-        let scheme = scheme.to_ascii_lowercase();
-        let default_port = match scheme.as_str() {
-            "https" => ":443",
-            "http" => ":80",
-            _ => return None,
-        };
-        let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | ':' | '[' | ']');
-        if rest.is_empty() || !rest.chars().all(valid) || rest.starts_with(':') {
+        if raw.ends_with('/') {
             return None;
         }
-        let authority = rest.to_ascii_lowercase();
-        let authority = authority.strip_suffix(default_port).unwrap_or(&authority);
-        Some(Origin(format!("{scheme}://{authority}")))
+        let base = BaseUrl::parse(raw).filter(|base| base.path.is_empty())?;
+        let default_port = if base.https { ":443" } else { ":80" };
+        let authority = base
+            .authority
+            .strip_suffix(default_port)
+            .unwrap_or(&base.authority);
+        Some(Origin(format!("{}://{authority}", base.scheme())))
     }
 
     pub fn as_str(&self) -> &str {

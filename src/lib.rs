@@ -15,6 +15,7 @@
 
 pub mod access_log;
 pub mod backend;
+pub mod base_url;
 pub mod claims;
 pub mod config;
 pub mod cors;
