@@ -354,6 +354,18 @@ async fn cors_preflight_and_answers_for_listed_and_unlisted_origins() -> anyhow:
     let refused = send("OPTIONS", "/admin/users", &evil, &env).await?;
     expect_error(&refused, 403, "origin_not_allowed")?;
     ensure!(header(&refused.response, "access-control-allow-origin").is_none());
+    // A listed origin that does not say which method, or no origin at all: no preflight.
+    let no_method = send(
+        "OPTIONS",
+        "/admin/users",
+        &h(&[("origin", dashboard)]),
+        &env,
+    )
+    .await?;
+    expect_error(&no_method, 400, "bad_request")?;
+    let no_origin = h(&[("access-control-request-method", "GET")]);
+    let anonymous = send("OPTIONS", "/admin/users", &no_origin, &env).await?;
+    expect_error(&anonymous, 403, "origin_not_allowed")?;
     // Unset: today's behaviour, a 405 for OPTIONS.
     let off = send("OPTIONS", "/admin/users", &evil, &env_for(&s)).await?;
     expect_error(&off, 405, "method_not_allowed")?;

@@ -46,7 +46,25 @@ fn validate(doc: &Value, schema: &Value, instance: &Value) -> anyhow::Result<()>
 
 /// Checks one answer against the documented response for `method` + status.
 fn check(doc: &Value, method: &str, h: &wacht_admin_host::Handled) -> anyhow::Result<()> {
-    let status = h.response.status().as_u16().to_string();
+    let header = |name: &str| header(&h.response, name).map(str::to_string);
+    check_answer(
+        doc,
+        method,
+        h.response.status().as_u16(),
+        &header,
+        h.response.body(),
+    )
+}
+
+/// One answer from any host (the component, the native host, the Worker) against the document.
+pub fn check_answer(
+    doc: &Value,
+    method: &str,
+    status: u16,
+    header: &dyn Fn(&str) -> Option<String>,
+    body: &[u8],
+) -> anyhow::Result<()> {
+    let status = status.to_string();
     let operation = &doc["paths"]["/admin/users"][method.to_ascii_lowercase()];
     let response = match operation["responses"].get(&status) {
         Some(r) => resolve(doc, r),
@@ -57,7 +75,7 @@ fn check(doc: &Value, method: &str, h: &wacht_admin_host::Handled) -> anyhow::Re
     if let Some(headers) = response.get("headers").and_then(Value::as_object) {
         for (name, spec) in headers {
             let spec = resolve(doc, spec);
-            let Some(value) = header(&h.response, name) else {
+            let Some(value) = header(name) else {
                 ensure!(
                     spec["required"] != true,
                     "{method} {status}: no {name} header"
@@ -70,7 +88,7 @@ fn check(doc: &Value, method: &str, h: &wacht_admin_host::Handled) -> anyhow::Re
     }
     match response.pointer("/content/application~1json/schema") {
         Some(schema) => {
-            let body: Value = serde_json::from_slice(h.response.body())
+            let body: Value = serde_json::from_slice(body)
                 .with_context(|| format!("{method} {status}: body is not JSON"))?;
             validate(doc, schema, &body).with_context(|| format!("{method} {status}"))?;
             // The open `anyOf` accepts any string: our own codes must be the listed ones.
@@ -87,13 +105,15 @@ fn check(doc: &Value, method: &str, h: &wacht_admin_host::Handled) -> anyhow::Re
             Ok(())
         }
         None => {
-            ensure!(
-                h.response.body().is_empty(),
-                "{method} {status}: undocumented body"
-            );
+            ensure!(body.is_empty(), "{method} {status}: undocumented body");
             Ok(())
         }
     }
+}
+
+/// The document, parsed once per call site.
+pub fn openapi() -> Value {
+    document()
 }
 
 #[tokio::test]
@@ -236,6 +256,25 @@ async fn the_document_lists_exactly_the_error_codes_the_component_has() -> anyho
         ensure!(
             source.contains(&format!("\"{code}\"")),
             "no {code} in the source"
+        );
+    }
+    // And every one is asserted on a real answer somewhere in the tests.
+    let mut tests = String::new();
+    for dir in ["tests/all", "tests/all/workers", "src"] {
+        for entry in std::fs::read_dir(repo_root().join(dir))? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "rs") {
+                tests += &std::fs::read_to_string(&path)?;
+            }
+        }
+    }
+    for code in &documented {
+        ensure!(
+            tests.contains(&format!(", \"{code}\")"))
+                || tests.contains(&format!(", \"{code}\"."))
+                || tests.contains(&format!("(\"{code}\""))
+                || tests.contains(&format!("\"{code}\".into()")),
+            "no test expects {code} on an answer"
         );
     }
     Ok(())

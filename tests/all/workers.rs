@@ -643,6 +643,20 @@ fn worker_serves_the_contract_in_workerd() {
         },
     );
 
+    c.run(
+        "every answer, the shim's own included, matches openapi.yaml",
+        || {
+            let doc = crate::http_openapi::openapi();
+            // A 404 is another path's: the document describes /admin/users.
+            for r in responses.iter().filter(|r| r.status != 404) {
+                let header = |name: &str| r.header(name).map(str::to_string);
+                crate::http_openapi::check_answer(&doc, "GET", r.status, &header, &r.body)
+                    .with_context(|| r.dump())?;
+            }
+            Ok(())
+        },
+    );
+
     c.run("no credential in any answer", || {
         let mut secrets: Vec<&str> = vec![
             &api_key,
