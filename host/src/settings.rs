@@ -54,6 +54,8 @@ pub enum SettingsError {
         Every WACHT_* environment variable except WACHT_ADMIN_* is passed to the component (see the \
         README); nothing else is. Without WACHT_API_KEY it runs in DEMO mode: a stand-in Wacht on \
         loopback, and ready-to-paste curl lines.\n\n\
+        A flag on the command line wins over its variable. Boolean flags and their variables take \
+        1/0, yes/no, on/off or true/false in any case: --quiet=no overrides WACHT_ADMIN_QUIET=yes.\n\n\
         Exit status: 2 for a bad flag or setting, 78 for a component configuration the component \
         would refuse (the message names the variable), 130/143 when a second SIGINT/SIGTERM cut \
         the graceful shutdown short."
@@ -103,19 +105,22 @@ pub struct Args {
     /// default they are replaced by the peer address
     #[arg(long, env = "WACHT_ADMIN_TRUST_FORWARDED", value_name = "BOOL", num_args = 0..=1,
           require_equals = true, default_value = "false", default_missing_value = "true",
-          hide_default_value = true, value_parser = BoolishValueParser::new(),
+          hide_default_value = true, hide_possible_values = true,
+          value_parser = BoolishValueParser::new(),
           action = clap::ArgAction::Set)]
     pub trust_forwarded: bool,
     /// A new upstream connection per call (default: a shared keep-alive pool)
     #[arg(long, env = "WACHT_ADMIN_NO_KEEP_ALIVE", value_name = "BOOL", num_args = 0..=1,
           require_equals = true, default_value = "false", default_missing_value = "true",
-          hide_default_value = true, value_parser = BoolishValueParser::new(),
+          hide_default_value = true, hide_possible_values = true,
+          value_parser = BoolishValueParser::new(),
           action = clap::ArgAction::Set)]
     pub no_keep_alive: bool,
     /// No access log (the component's lines and failures are still logged)
     #[arg(long, env = "WACHT_ADMIN_QUIET", value_name = "BOOL", num_args = 0..=1,
           require_equals = true, default_value = "false", default_missing_value = "true",
-          hide_default_value = true, value_parser = BoolishValueParser::new(),
+          hide_default_value = true, hide_possible_values = true,
+          value_parser = BoolishValueParser::new(),
           action = clap::ArgAction::Set)]
     pub quiet: bool,
     /// Log lines as text or one JSON object per line (also the component's own line)
