@@ -2,9 +2,10 @@
 //! exposed where `/admin/users` is.
 //!
 //! - `GET /healthz`: 200 while the process serves.
-//! - `GET /readyz`: 200 once the component is loaded and, when session tokens are configured,
-//!   a JWKS answer younger than its TTL is in the shared cache (fetched now if not: the probe
-//!   itself keeps it fresh); else 503 with the reason.
+//! - `GET /readyz`: 200 when the server can serve: its configuration was accepted and the
+//!   component loaded (it would not run otherwise) and, when session tokens are configured,
+//!   a usable key set was loaded and is within the stale bound ([`crate::readiness`]); else 503
+//!   with the reason. It never waits on a fetch.
 //! - `GET /metrics`: the Prometheus text format ([`crate::metrics`]).
 //!
 //! Connections are capped as the API listener's are ([`CappedListener`]), at [`MAX_CONNECTIONS`].
@@ -13,22 +14,17 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt as _, Empty, Full};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
-use crate::jwks::Held;
 use crate::metrics::{CONTENT_TYPE, Metrics};
+use crate::readiness::JwksReadiness;
 use crate::server::{CappedListener, json_error, reply};
-use crate::verifier::Ring;
-use crate::{JwksCache, Outbound, WasiBody};
 
-/// A readiness probe waits this long for the JWKS before answering 503.
-const JWKS_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Open connections at most, as the API listener's `--max-connections` but fixed: probes and
 /// scrapers use a few, and no one should need to tune it. Idle ones close after the 10 s header
 /// timeout, so a stuck client holds a slot no longer than that.
@@ -36,29 +32,12 @@ const MAX_CONNECTIONS: usize = 16;
 
 pub(crate) struct Admin {
     pub metrics: Arc<Metrics>,
-    pub jwks_cache: Arc<JwksCache>,
-    /// Where the component fetches its keys, when session tokens are configured (and no inline
-    /// JWKS makes the fetch unneeded).
-    pub jwks_url: Option<String>,
-    pub outbound: Arc<dyn Outbound>,
+    /// The JWKS check, when session tokens are configured (and no inline JWKS makes the fetch
+    /// unneeded).
+    pub readiness: Option<Arc<JwksReadiness>>,
 }
 
 impl Admin {
-    /// The JWKS URL the component will fetch for this environment, if any.
-    pub fn jwks_url(env: &[(String, String)]) -> Option<String> {
-        let config = wacht_admin::config::Config::from_vars(env.iter().cloned(), &Ring).ok()?;
-        if config.inline_jwks.is_some() {
-            return None;
-        }
-        let frontend = config.frontend_api().ok()?;
-        Some(format!(
-            "{}{}{}",
-            frontend.origin(),
-            frontend.path,
-            wacht_admin::handler::JWKS_PATH
-        ))
-    }
-
     pub async fn serve(
         self: Arc<Self>,
         listener: TcpListener,
@@ -74,13 +53,17 @@ impl Admin {
             let admin = self.clone();
             let service = hyper::service::service_fn(move |req| {
                 let admin = admin.clone();
-                async move { Ok::<_, Infallible>(admin.respond(req).await) }
+                async move { Ok::<_, Infallible>(admin.respond(req)) }
             });
-            CappedListener::spawn(slot, http.serve_connection(TokioIo::new(stream), service));
+            CappedListener::spawn(
+                slot,
+                http.serve_connection(TokioIo::new(stream), service),
+                |_| {},
+            );
         }
     }
 
-    async fn respond(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    fn respond(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
         if req.method() != Method::GET && req.method() != Method::HEAD {
             return json_error(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -94,7 +77,7 @@ impl Admin {
                 "application/json",
                 r#"{"status":"ok"}"#.into(),
             ),
-            "/readyz" => match self.ready().await {
+            "/readyz" => match self.ready() {
                 Ok(()) => reply(
                     StatusCode::OK,
                     "application/json",
@@ -111,40 +94,13 @@ impl Admin {
         }
     }
 
-    /// The component is loaded (the server would not run otherwise); the JWKS is checked here.
-    async fn ready(&self) -> Result<(), String> {
-        let Some(url) = &self.jwks_url else {
-            return Ok(());
-        };
-        if self.jwks_cache.is_fresh(url).await {
-            return Ok(());
+    /// The configuration and the component were checked before the server started; the JWKS
+    /// check only reads what its background task found.
+    fn ready(&self) -> Result<(), String> {
+        match &self.readiness {
+            Some(readiness) => readiness.check(),
+            None => Ok(()),
         }
-        let fetched = tokio::time::timeout(JWKS_PROBE_TIMEOUT, self.fetch_jwks(url))
-            .await
-            .map_err(|_| format!("the JWKS did not answer within {JWKS_PROBE_TIMEOUT:?}"))?;
-        match fetched {
-            Ok(StatusCode::OK) => Ok(()),
-            Ok(status) => Err(format!("the JWKS answered {status}")),
-            Err(e) => Err(format!("the JWKS could not be fetched: {e:#}")),
-        }
-    }
-
-    async fn fetch_jwks(&self, url: &str) -> anyhow::Result<StatusCode> {
-        let body: WasiBody = Empty::new().map_err(|never| match never {}).boxed_unsync();
-        let request = Request::get(url)
-            .header(header::USER_AGENT, wacht_admin::handler::USER_AGENT)
-            .header(header::ACCEPT, "application/json")
-            .body(body)
-            .context("the JWKS URL")?;
-        let outbound = self.outbound.clone();
-        let (response, _) = self
-            .jwks_cache
-            .clone()
-            .fetch(request, None, Held::default(), move |request, options| {
-                outbound.send(request, options)
-            })
-            .await?;
-        Ok(response.status())
     }
 }
 
@@ -176,16 +132,12 @@ mod tests {
 
     #[tokio::test]
     async fn connections_past_the_cap_wait_until_one_closes() {
-        let metrics = Metrics::new();
-        let outbound = Arc::new(metrics.counted(None));
         let admin = Arc::new(Admin {
-            metrics: Arc::new(metrics),
-            jwks_cache: Arc::new(JwksCache::default()),
-            jwks_url: None,
-            outbound,
+            metrics: Arc::new(Metrics::new()),
+            readiness: None,
         });
         let (sink, _) = LogSink::memory();
-        let logger = Logger::new(LogFormat::Text, sink.clone(), sink);
+        let logger = Logger::new(LogFormat::Text, sink.clone(), sink.clone(), sink);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let serving = tokio::spawn(admin.serve(listener, logger));

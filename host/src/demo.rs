@@ -5,6 +5,26 @@
 #[cfg(feature = "demo")]
 pub use wacht_standin::demo::*;
 
+/// The banner event's demo fields: the stand-in, the curl lines and the token's expiry.
+#[cfg(feature = "demo")]
+pub(crate) fn banner_fields(
+    demo: &Demo,
+    url: &str,
+    ignored: &[String],
+    fields: &mut serde_json::Value,
+) {
+    fields["demo_standin_url"] = demo.standin().url().into();
+    fields["curl_session"] = demo.curl_session(url).into();
+    fields["curl_api_key"] = demo.curl_api_key(url).into();
+    fields["session_token_expires"] = demo.session_expires().into();
+    fields["ignored_in_demo_mode"] = ignored.into();
+}
+
+#[cfg(not(feature = "demo"))]
+pub(crate) fn banner_fields(demo: &Demo, _: &str, _: &[String], _: &mut serde_json::Value) {
+    match *demo {}
+}
+
 #[cfg(not(feature = "demo"))]
 pub use disabled::Demo;
 

@@ -13,8 +13,8 @@
 //!   saw an unknown `kid` (a rotation) or a failed fetch: it goes upstream, unless the shared
 //!   entry is younger than the refetch interval (someone just refreshed it; default
 //!   [`DEFAULT_REFETCH_INTERVAL`]);
-//! - only `200` answers are stored; fetches are single-flight (concurrent misses wait for the
-//!   one upstream call);
+//! - only `200` answers that are a usable key set (parsed as the component parses them) are
+//!   stored; fetches are single-flight (concurrent misses wait for the one upstream call);
 //! - ages are HTTP's `Age` (RFC 9111 §4.2.3's corrected age): an entry is as old as the time
 //!   since its upstream fetch plus the `Age` the upstream sent, every TTL decision here counts
 //!   that, and an answer from a stored entry carries it as `Age`. The component counts its own
@@ -35,8 +35,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::{HeaderValue, header};
 use http_body_util::{BodyExt as _, Full, Limited};
+use wacht_admin::jwks::KeySet;
 use wacht_admin::jwks_cache::Age;
 
+use crate::verifier::Ring;
 use crate::{OutboundFuture, OutboundResponse, RequestOptions, WasiBody};
 
 /// The path the component fetches keys from, under the frontend API.
@@ -53,6 +55,28 @@ const MAX_JWKS_BYTES: usize = 4 * wacht_admin::jwks::MAX_JWKS_BYTES;
 /// Clock slack between the component's whole-second wall clock and our monotonic one: a
 /// repeat this close to the TTL counts as the instance's own expiry, not a rotation.
 const TTL_SLACK: Duration = Duration::from_secs(10);
+
+/// How long a JWKS answer counts: the component's own bounds. The shared cache and `/readyz`
+/// use them; only tests shorten them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JwksTiming {
+    /// An answer is fresh this long after the upstream made it.
+    pub ttl: Duration,
+    /// Least time between two upstream calls after a failure or for a rotation.
+    pub retry: Duration,
+    /// An answer older than this no longer serves, fetches failing or not.
+    pub max_stale: Duration,
+}
+
+impl Default for JwksTiming {
+    fn default() -> Self {
+        JwksTiming {
+            ttl: DEFAULT_TTL,
+            retry: DEFAULT_REFETCH_INTERVAL,
+            max_stale: Duration::from_secs(wacht_admin::jwks_cache::MAX_STALE_SECS),
+        }
+    }
+}
 
 struct Entry {
     parts: http::response::Parts,
@@ -208,10 +232,12 @@ impl JwksCache {
             if let Ok(Err(e)) = io_result {
                 return Err(e);
             }
-            // Parsed as the component parses it: an answer it refuses is not kept for others.
+            // Parsed as the component parses it: an answer it refuses (for its Age, or as a key
+            // set) is not kept for others, who would be refused it until the TTL ends.
             let upstream_age =
                 Age::from_field(parts.headers.get(header::AGE).map(HeaderValue::as_bytes));
-            if let (http::StatusCode::OK, Ok(upstream_age)) = (parts.status, upstream_age) {
+            let usable = parts.status == http::StatusCode::OK && usable_key_set(&body);
+            if let (true, Ok(upstream_age)) = (usable, upstream_age) {
                 let upstream_age = Duration::from_secs(upstream_age.secs());
                 held.set(asked, upstream_age);
                 // Status and headers only: extensions belong to the connection that brought them.
@@ -233,6 +259,11 @@ impl JwksCache {
             Ok(answer(parts, body))
         })
     }
+}
+
+/// Whether `body` is a key set the component can verify with (at least one usable key).
+pub(crate) fn usable_key_set(body: &[u8]) -> bool {
+    KeySet::parse(body, &Ring).is_ok()
 }
 
 fn answer(parts: http::response::Parts, body: Bytes) -> OutboundResponse {
@@ -272,6 +303,20 @@ mod tests {
         }
     }
 
+    /// A usable key set whose `call` member names the upstream call that made it.
+    fn key_set(call: usize) -> String {
+        let key = wacht_standin::tokens::TestKey::es256(1);
+        let mut doc = wacht_standin::tokens::jwks(&[&key]);
+        doc["call"] = call.into();
+        doc.to_string()
+    }
+
+    /// The upstream call that made `body`.
+    fn call(body: &str) -> u64 {
+        let doc: serde_json::Value = serde_json::from_str(body).unwrap();
+        doc["call"].as_u64().unwrap()
+    }
+
     /// What an upstream answers: a status, and an `Age` header if any.
     #[derive(Clone, Copy)]
     struct Upstream {
@@ -304,10 +349,7 @@ mod tests {
                         .headers_mut()
                         .insert(header::AGE, HeaderValue::from_static(age));
                 }
-                Ok(answer(
-                    response.into_parts().0,
-                    Bytes::from(format!("{{\"keys\":[],\"call\":{n}}}")),
-                ))
+                Ok(answer(response.into_parts().0, Bytes::from(key_set(n))))
             })
         }
     }
@@ -378,10 +420,7 @@ mod tests {
         let calls = Arc::new(AtomicUsize::new(0));
         // Instance A's first fetch goes upstream; B's and C's first fetches do not.
         for _ in 0..3 {
-            assert_eq!(
-                first(&cache, &calls, OK).await.body,
-                r#"{"keys":[],"call":1}"#
-            );
+            assert_eq!(call(&first(&cache, &calls, OK).await.body), 1);
         }
         // An instance whose own cache expired (it holds an answer a TTL old): still shared.
         let expired = Held::holding(DEFAULT_TTL + Duration::from_secs(1));
@@ -475,14 +514,11 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(1100)).await;
         // Our second of storage plus the upstream's 5: RFC 9111's corrected age.
         let got = first(&young, &calls, aged("5")).await;
-        assert_eq!(
-            (got.body.as_str(), got.age.as_deref()),
-            (r#"{"keys":[],"call":1}"#, Some("6"))
-        );
+        assert_eq!((call(&got.body), got.age.as_deref()), (1, Some("6")));
         // 600 s old by now: expired for the probe and for a new instance.
         assert!(!old.is_fresh(URL).await);
         let got = first(&old, &calls, aged("599")).await;
-        assert_eq!(got.body, r#"{"keys":[],"call":3}"#);
+        assert_eq!(call(&got.body), 3);
         assert_eq!(calls.load(Ordering::SeqCst), 3);
     }
 
@@ -505,6 +541,40 @@ mod tests {
             assert_eq!(calls.load(Ordering::SeqCst), 2, "Age {age:?} was stored");
             assert!(!cache.is_fresh(URL).await);
         }
+    }
+
+    #[tokio::test]
+    async fn an_answer_that_is_no_usable_key_set_is_not_stored() {
+        let cache = Arc::new(JwksCache::default());
+        let calls = Arc::new(AtomicUsize::new(0));
+        for body in [
+            r#"{"keys":[]}"#,
+            "not json",
+            r#"{"keys":[{"kty":"oct","k":"AA"}]}"#,
+        ] {
+            let calls_before = calls.load(Ordering::SeqCst);
+            let garbage = move |_, _| -> OutboundFuture {
+                Box::pin(async move {
+                    let parts = http::Response::new(()).into_parts().0;
+                    Ok(answer(parts, Bytes::from(body)))
+                })
+            };
+            for _ in 0..2 {
+                let (response, _) = cache
+                    .clone()
+                    .fetch(request("GET", URL), None, Held::default(), garbage)
+                    .await
+                    .unwrap();
+                let got = response.into_body().collect().await.unwrap().to_bytes();
+                assert_eq!(got, body.as_bytes(), "passed on as sent");
+            }
+            assert!(!cache.is_fresh(URL).await, "{body} was stored");
+            assert_eq!(calls.load(Ordering::SeqCst), calls_before);
+        }
+        assert_eq!(cache.upstream_fetches(), 6);
+        // A usable one is stored.
+        first(&cache, &calls, OK).await;
+        assert!(cache.is_fresh(URL).await);
     }
 
     #[tokio::test]

@@ -38,18 +38,22 @@ pub use settings::{LogSink, Settings};
 
 mod admin;
 pub mod demo;
+pub mod environment;
 pub mod jwks;
-mod log;
+pub mod log;
 mod logpipe;
 pub mod metrics;
 pub mod outbound;
 pub mod pool;
+mod readiness;
 pub mod server;
 pub mod settings;
 pub mod verifier;
 
 /// Where `make build` writes the component, relative to the workspace root.
 pub const DEFAULT_WASM_PATH: &str = "target/host-verifier/wasm32-wasip2/release/wacht_admin.wasm";
+/// The same, relative to the target directory (the binary's default looks there first).
+pub const WASM_IN_TARGET_DIR: &str = "host-verifier/wasm32-wasip2/release/wacht_admin.wasm";
 
 /// How often the epoch ticks: the resolution of the CPU deadline.
 const EPOCH_TICK: Duration = Duration::from_millis(10);

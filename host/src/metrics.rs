@@ -1,8 +1,9 @@
-//! `--admin-listen`'s `/metrics`: prometheus-client counters the server moves as it serves, and
-//! the pool's and JWKS cache's own counts read at scrape time.
+//! `--admin-listen`'s `/metrics`: prometheus-client counters the server moves as it serves, the
+//! pool's, the JWKS cache's and the readiness check's own counts read at scrape time, and the
+//! standard `process_*` metrics.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric as _};
@@ -11,10 +12,21 @@ use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
 use crate::log::ComponentLine;
+use crate::readiness::JwksReadiness;
 use crate::{InstancePool, JwksCache, Outbound, OutboundFuture, RequestOptions, WasiBody};
+
+/// Every metric of ours starts `wacht_admin_`; the `process_*` ones are the standard names.
+const PREFIX: &str = "wacht_admin";
+
+/// 0.25 ms to 65.5 s (doubling): past the 30 s request timeout and the 10 s upstream default,
+/// so a request that ran into either still lands in a bucket of its own.
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_25, 2.0, 19))
+}
 
 /// The `Content-Type` of [`Metrics::encode`]'s output.
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
@@ -35,6 +47,11 @@ struct UpstreamLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServiceLabels {
+    service: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CacheLabels {
     result: &'static str,
 }
@@ -44,6 +61,7 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: Histogram,
     upstream: Family<UpstreamLabels, Counter>,
+    upstream_latency: Family<ServiceLabels, Histogram>,
     token_cache: Family<CacheLabels, Counter>,
 }
 
@@ -56,28 +74,42 @@ impl std::fmt::Debug for Metrics {
 impl Metrics {
     /// The counters the server moves; [`Metrics::watch`] adds what the pool and cache count.
     pub fn new() -> Metrics {
-        let mut registry = Registry::with_prefix("wacht_admin");
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(Process));
+        let ours = registry.sub_registry_with_prefix(PREFIX);
+        ours.register(
+            "build",
+            "This build of the host (the component's crate has the same version)",
+            Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
+        );
         let requests = Family::<RequestLabels, Counter>::default();
-        registry.register(
+        ours.register(
             "requests",
-            "Requests answered, by status and by the credential the component saw",
+            "Requests answered, by status and by the credential the component saw (431: refused by the HTTP server before it read a request)",
             requests.clone(),
         );
-        // 0.25 ms to about 4 s.
-        let latency = Histogram::new(exponential_buckets(0.000_25, 2.0, 15));
-        registry.register(
+        let latency = latency_histogram();
+        ours.register(
             "request_duration_seconds",
             "Time from the request's headers to its answer",
             latency.clone(),
         );
         let upstream = Family::<UpstreamLabels, Counter>::default();
-        registry.register(
+        ours.register(
             "upstream_requests",
             "Calls the component made to Wacht that left the host (JWKS answered from the shared cache excluded)",
             upstream.clone(),
         );
+        let upstream_latency = Family::<ServiceLabels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        ours.register(
+            "upstream_request_duration_seconds",
+            "Time from sending a call to Wacht to its answer's headers (or its failure), by service",
+            upstream_latency.clone(),
+        );
         let token_cache = Family::<CacheLabels, Counter>::default();
-        registry.register(
+        ours.register(
             "token_cache_lookups",
             "Session tokens looked up in the component's verified-token cache, by result",
             token_cache.clone(),
@@ -87,14 +119,26 @@ impl Metrics {
             requests,
             latency,
             upstream,
+            upstream_latency,
             token_cache,
         }
     }
 
-    /// Reads the pool's busy/idle instances and the JWKS cache's fetches at every scrape.
-    pub fn watch(&mut self, pool: InstancePool, jwks: Arc<JwksCache>) {
+    /// Reads the pool's instances, the JWKS cache's fetches and the readiness check's last
+    /// success at every scrape.
+    pub(crate) fn watch(
+        &mut self,
+        pool: InstancePool,
+        jwks: Arc<JwksCache>,
+        readiness: Option<Arc<JwksReadiness>>,
+    ) {
         self.registry
-            .register_collector(Box::new(Live { pool, jwks }));
+            .sub_registry_with_prefix(PREFIX)
+            .register_collector(Box::new(Live {
+                pool,
+                jwks,
+                readiness,
+            }));
     }
 
     /// What counts the guest's outgoing calls (before the pool, which needs it, exists).
@@ -102,7 +146,19 @@ impl Metrics {
         Counted {
             inner,
             upstream: self.upstream.clone(),
+            latency: self.upstream_latency.clone(),
         }
+    }
+
+    /// An answer the HTTP server gave before any request reached us (hyper's 431): counted,
+    /// with no latency (there is no request to time) and no credential.
+    pub(crate) fn refused(&self, status: u16) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                status,
+                credential: "none",
+            })
+            .inc();
     }
 
     pub(crate) fn request(&self, status: u16, component: ComponentLine, elapsed: Duration) {
@@ -139,6 +195,7 @@ impl Default for Metrics {
 pub(crate) struct Counted {
     inner: Option<Arc<dyn Outbound>>,
     upstream: Family<UpstreamLabels, Counter>,
+    latency: Family<ServiceLabels, Histogram>,
 }
 
 impl Outbound for Counted {
@@ -152,9 +209,13 @@ impl Outbound for Counted {
             Some(inner) => inner.send(request, options),
             None => crate::send_direct(request, options),
         };
-        let upstream = self.upstream.clone();
+        let (upstream, latency) = (self.upstream.clone(), self.latency.clone());
         Box::pin(async move {
+            let started = Instant::now();
             let result = sent.await;
+            latency
+                .get_or_create(&ServiceLabels { service })
+                .observe(started.elapsed().as_secs_f64());
             let outcome = match &result {
                 Ok((response, _)) => match response.status().as_u16() {
                     200..=299 => "2xx",
@@ -184,10 +245,12 @@ fn service_of(path: &str) -> &'static str {
     }
 }
 
-/// What the pool and the JWKS cache count themselves, read at every scrape.
+/// What the pool, the JWKS cache and the readiness check count themselves, read at every
+/// scrape.
 struct Live {
     pool: InstancePool,
     jwks: Arc<JwksCache>,
+    readiness: Option<Arc<JwksReadiness>>,
 }
 
 impl std::fmt::Debug for Live {
@@ -208,6 +271,22 @@ impl Collector for Live {
         for (state, n) in [("busy", stats.busy as i64), ("idle", stats.idle as i64)] {
             ConstGauge::new(n).encode(instances.encode_family(&[("state", state)])?)?;
         }
+        let capacity = encoder.encode_descriptor(
+            "instance_capacity",
+            "Instances the pool may hold (--instances): requests in flight at most",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(self.pool.options().size as u64).encode(capacity)?;
+        if let Some(readiness) = &self.readiness {
+            let last = encoder.encode_descriptor(
+                "jwks_last_success_timestamp_seconds",
+                "When the upstream made the newest usable JWKS /readyz loaded (its Age counted), as a Unix time; 0 before the first",
+                None,
+                MetricType::Gauge,
+            )?;
+            ConstGauge::new(readiness.last_success_unix().unwrap_or(0)).encode(last)?;
+        }
         let mut fetches = encoder.encode_descriptor(
             "jwks_fetches",
             "JWKS requests of the instances, by where the answer came from",
@@ -224,9 +303,111 @@ impl Collector for Live {
     }
 }
 
+/// The standard process metrics (client_golang's names), from metrics-process's snapshot of
+/// this process at every scrape.
+struct Process;
+
+impl std::fmt::Debug for Process {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Process")
+    }
+}
+
+impl Collector for Process {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let now = metrics_process::collector::collect();
+        if let Some(cpu) = now.cpu_seconds_total {
+            let metric = encoder.encode_descriptor(
+                // The encoder adds `_total` to a counter's name.
+                "process_cpu_seconds",
+                "Total user and system CPU time spent in seconds",
+                None,
+                MetricType::Counter,
+            )?;
+            ConstCounter::new(cpu).encode(metric)?;
+        }
+        for (name, help, value) in [
+            (
+                "process_open_fds",
+                "Number of open file descriptors",
+                now.open_fds,
+            ),
+            (
+                "process_max_fds",
+                "Maximum number of open file descriptors (0: unlimited)",
+                now.max_fds,
+            ),
+            (
+                "process_virtual_memory_bytes",
+                "Virtual memory size in bytes",
+                now.virtual_memory_bytes,
+            ),
+            (
+                "process_virtual_memory_max_bytes",
+                "Maximum amount of virtual memory available in bytes (0: unlimited)",
+                now.virtual_memory_max_bytes,
+            ),
+            (
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes",
+                now.resident_memory_bytes,
+            ),
+            (
+                "process_start_time_seconds",
+                "Start time of the process since the Unix epoch in seconds",
+                now.start_time_seconds,
+            ),
+            (
+                "process_threads",
+                "Number of OS threads in the process",
+                now.threads,
+            ),
+        ] {
+            if let Some(value) = value {
+                let metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+                ConstGauge::new(value).encode(metric)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every family an operator alerts on is in the output before any request, with the
+    /// process metrics beside ours.
+    #[test]
+    fn the_output_has_build_info_process_metrics_and_long_buckets() {
+        let metrics = Metrics::new();
+        metrics.request(200, ComponentLine::default(), Duration::from_secs(45));
+        metrics.refused(431);
+        let text = metrics.encode();
+        let version = env!("CARGO_PKG_VERSION");
+        assert!(
+            text.contains(&format!(
+                "wacht_admin_build_info{{version=\"{version}\"}} 1"
+            )),
+            "{text}"
+        );
+        assert!(text.contains("\nprocess_cpu_seconds_total "), "{text}");
+        assert!(text.contains("\nprocess_resident_memory_bytes "), "{text}");
+        assert!(text.contains("\nprocess_start_time_seconds "), "{text}");
+        // A 45 s request is below the 65.5 s bucket and above the 32.8 s one.
+        assert!(
+            text.contains("wacht_admin_request_duration_seconds_bucket{le=\"32.768\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("wacht_admin_request_duration_seconds_bucket{le=\"65.536\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("wacht_admin_requests_total{status=\"431\",credential=\"none\"} 1"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn services_are_told_by_path() {

@@ -24,9 +24,11 @@ use tokio::task::JoinHandle;
 
 use crate::admin::Admin;
 use crate::demo::Demo;
+use crate::environment;
 use crate::log::{Access, ComponentLine, Logger};
 use crate::metrics::Metrics;
 use crate::outbound::KeepAlive;
+use crate::readiness::JwksReadiness;
 use crate::settings::Settings;
 use crate::{
     Component, EngineOptions, FailureKind, InstancePool, JwksCache, Outbound, PoolOptions,
@@ -43,8 +45,11 @@ pub struct Server {
     settings: Settings,
     load_time: Duration,
     metrics: Arc<Metrics>,
+    logger: Logger,
     admin_addr: Option<SocketAddr>,
     admin_task: Option<JoinHandle<anyhow::Result<()>>>,
+    /// Keeps `/readyz`'s JWKS check current (only with `--admin-listen`).
+    readiness_task: Option<JoinHandle<()>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -58,9 +63,24 @@ impl std::fmt::Debug for Server {
 }
 
 impl Server {
-    /// Loads the component (through the compiled-code cache), starts the stand-in in demo mode,
-    /// instantiates `settings.prewarm` instances, binds and starts serving.
+    /// Checks the environment (unknown `WACHT_*` names are logged; a configuration the
+    /// component would refuse is an [`environment::ConfigRefused`] error), loads the component
+    /// (through the compiled-code cache), starts the stand-in in demo mode, instantiates
+    /// `settings.prewarm` instances, binds and starts serving.
     pub async fn start(settings: Settings) -> anyhow::Result<Server> {
+        let logger = Logger::new(
+            settings.log_format,
+            settings.access_log.clone(),
+            settings.guest_log.clone(),
+            settings.banner_log.clone(),
+        );
+        for note in &settings.env_notes {
+            if note.is_warning() {
+                logger.warn(&note.to_string());
+            } else {
+                logger.info(&note.to_string());
+            }
+        }
         let (demo, mut env, ignored) = if settings.is_demo() {
             let demo = tokio::task::spawn_blocking(Demo::start).await??;
             let (env, ignored) = demo.env(&settings.wacht_env);
@@ -73,12 +93,19 @@ impl Server {
         if !env.iter().any(|(k, _)| k == "WACHT_CLIENT_IP_HEADER") {
             env.push(("WACHT_CLIENT_IP_HEADER".into(), "x-forwarded-for".into()));
         }
-        let logger = Logger::new(
-            settings.log_format,
-            settings.access_log.clone(),
-            settings.guest_log.clone(),
-        );
-        let jwks_cache = Arc::new(JwksCache::default());
+        // The component's line in the host's format, unless its variable says otherwise: a
+        // JSON host then merges it into its own line.
+        if !env.iter().any(|(k, _)| k == "WACHT_LOG_FORMAT") {
+            let format = match settings.log_format {
+                crate::settings::LogFormat::Text => "text",
+                crate::settings::LogFormat::Json => "json",
+            };
+            env.push(("WACHT_LOG_FORMAT".into(), format.into()));
+        }
+        // Exactly what every instance will parse: refused here, the server never starts
+        // (rather than answering every request 500).
+        let config = environment::check_config(&env)?;
+        let jwks_cache = Arc::new(JwksCache::new(settings.jwks.ttl, settings.jwks.retry));
         let mut metrics = Metrics::new();
         let keep_alive = match settings.keep_alive {
             true => Some(Arc::new(KeepAlive::new(Duration::from_secs(10))?) as Arc<dyn Outbound>),
@@ -94,7 +121,6 @@ impl Server {
             outbound: Some(outbound.clone()),
             ..EngineOptions::default()
         };
-        let jwks_url = Admin::jwks_url(&env);
         let wasm = settings.wasm.clone();
         let started = Instant::now();
         let component = tokio::task::spawn_blocking(move || {
@@ -111,7 +137,18 @@ impl Server {
             queue_timeout: settings.queue_timeout,
         };
         let pool = InstancePool::new(component, env, pool_options)?;
-        metrics.watch(pool.clone(), jwks_cache.clone());
+        // Only `/readyz` reads it, so only with --admin-listen.
+        let readiness = match (settings.admin_listen, jwks_url(&config)) {
+            (Some(_), Some(url)) => Some(Arc::new(JwksReadiness::new(
+                url,
+                jwks_cache.clone(),
+                outbound.clone(),
+                settings.jwks,
+                Duration::from_millis(config.upstream_timeout_ms),
+            ))),
+            _ => None,
+        };
+        metrics.watch(pool.clone(), jwks_cache.clone(), readiness.clone());
         let metrics = Arc::new(metrics);
         pool.prewarm(settings.prewarm).await?;
 
@@ -123,14 +160,13 @@ impl Server {
             admin_addr = Some(listener.local_addr()?);
             let admin = Admin {
                 metrics: metrics.clone(),
-                jwks_cache: jwks_cache.clone(),
-                jwks_url,
-                outbound,
+                readiness: readiness.clone(),
             };
             admin_task = Some(tokio::spawn(
                 Arc::new(admin).serve(listener, logger.clone()),
             ));
         }
+        let readiness_task = readiness.map(|r| tokio::spawn(r.run()));
 
         let listener = TcpListener::bind(settings.listen)
             .await
@@ -141,7 +177,7 @@ impl Server {
             local: addr,
             max_body_bytes: settings.max_body_bytes,
             trust_forwarded: settings.trust_forwarded,
-            logger,
+            logger: logger.clone(),
             metrics: metrics.clone(),
             request_timeout: settings.request_timeout,
             seq: AtomicU64::new(0),
@@ -163,8 +199,10 @@ impl Server {
             settings,
             load_time,
             metrics,
+            logger,
             admin_addr,
             admin_task,
+            readiness_task,
             shutdown: Some(shutdown),
             task: Some(task),
         })
@@ -238,6 +276,58 @@ impl Server {
         out
     }
 
+    /// The banner as one log event: its message and fields (the same facts as
+    /// [`Server::banner`], the curl lines among them).
+    pub fn banner_event(&self) -> (String, serde_json::Value) {
+        let (url, s) = (self.url(), &self.settings);
+        let mut fields = serde_json::json!({
+            "url": format!("{url}/admin/users"),
+            "wasm": s.wasm.display().to_string(),
+            "load_ms": self.load_time.as_millis() as u64,
+            "cache_dir": s.cache_dir.as_ref().map(|d| d.display().to_string()),
+            "instances": s.instances,
+            "request_timeout_secs": s.request_timeout.as_secs(),
+        });
+        let message = match &self.demo {
+            Some(demo) => {
+                crate::demo::banner_fields(demo, &url, &self.ignored, &mut fields);
+                format!(
+                    "DEMO MODE: serving {url}/admin/users against a stand-in Wacht \
+                     (WACHT_API_KEY is not set); try the curl_session and curl_api_key lines"
+                )
+            }
+            None => {
+                let backend = s
+                    .wacht_env
+                    .iter()
+                    .find(|(k, _)| k == "WACHT_BACKEND_API_URL")
+                    .map(|(_, v)| v.as_str());
+                fields["backend_api_url"] = backend
+                    .unwrap_or(wacht_admin::config::DEFAULT_BACKEND_API_URL)
+                    .into();
+                format!("serving {url}/admin/users")
+            }
+        };
+        if let Some(admin) = self.admin_addr.map(url_of) {
+            fields["admin_url"] = admin.clone().into();
+            fields["curl_metrics"] = format!("curl -s {admin}/metrics").into();
+            fields["curl_readyz"] = format!("curl -s {admin}/readyz").into();
+        }
+        (message, fields)
+    }
+
+    /// Writes the banner: [`Server::banner`] in the text format, [`Server::banner_event`] in
+    /// JSON.
+    pub fn announce(&self) {
+        let (message, fields) = self.banner_event();
+        self.logger.banner(&self.banner(), &message, &fields);
+    }
+
+    /// The server's log: for the binary's own messages (signals, shutdown).
+    pub fn logger(&self) -> &Logger {
+        &self.logger
+    }
+
     /// Stops accepting, lets in-flight requests finish (up to the shutdown grace), and returns
     /// once every connection is closed.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
@@ -268,11 +358,14 @@ impl Drop for Server {
         {
             task.abort();
         }
+        if let Some(task) = self.readiness_task.take() {
+            task.abort();
+        }
     }
 }
 
 /// `http://ip:port` to reach `addr` from this machine (loopback for a wildcard bind).
-fn url_of(addr: SocketAddr) -> String {
+pub(crate) fn url_of(addr: SocketAddr) -> String {
     let mut addr = addr;
     if addr.ip().is_unspecified() {
         addr.set_ip(match addr {
@@ -281,6 +374,21 @@ fn url_of(addr: SocketAddr) -> String {
         });
     }
     format!("http://{addr}")
+}
+
+/// Where the component fetches its keys for this configuration: none when session tokens are
+/// not configured (no publishable key) or an inline JWKS needs no fetch.
+fn jwks_url(config: &wacht_admin::config::Config) -> Option<String> {
+    if config.inline_jwks.is_some() {
+        return None;
+    }
+    let frontend = config.frontend_api().ok()?;
+    Some(format!(
+        "{}{}{}",
+        frontend.origin(),
+        frontend.path,
+        wacht_admin::handler::JWKS_PATH
+    ))
 }
 
 /// A listener that keeps at most `max_connections` of its connections open: at the cap it stops
@@ -321,13 +429,17 @@ impl CappedListener {
         }
     }
 
-    /// Runs `connection` on a task of its own; its slot is freed when it ends.
-    pub(crate) fn spawn<F>(slot: OwnedSemaphorePermit, connection: F)
-    where
+    /// Runs `connection` on a task of its own; its slot is freed when it ends, and `ended`
+    /// sees how.
+    pub(crate) fn spawn<F>(
+        slot: OwnedSemaphorePermit,
+        connection: F,
+        ended: impl FnOnce(F::Output) + Send + 'static,
+    ) where
         F: Future + Send + 'static,
     {
         tokio::spawn(async move {
-            let _ = connection.await;
+            ended(connection.await);
             drop(slot);
         });
     }
@@ -348,13 +460,23 @@ async fn accept_loop(
             accepted = listener.accept(&front.logger) => accepted?,
         };
         let _ = stream.set_nodelay(true);
+        let metrics = front.metrics.clone();
         let front = front.clone();
         let service = hyper::service::service_fn(move |req| {
             let front = front.clone();
             async move { Ok::<_, Infallible>(front.respond(req, peer).await) }
         });
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
-        CappedListener::spawn(slot, connection);
+        CappedListener::spawn(slot, connection, move |result| {
+            // hyper answered 431 itself: the head was over --max-header-bytes, so no request
+            // reached `respond`. (Its other "too large", 414 for a URI over 64 KiB, cannot come
+            // first: the 32 KiB head limit is checked before the URI's length.)
+            if let Err(e) = result
+                && e.is_parse_too_large()
+            {
+                metrics.refused(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE.as_u16());
+            }
+        });
     }
     drop(listener);
     tokio::select! {

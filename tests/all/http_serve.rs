@@ -25,6 +25,7 @@ fn runtime() -> tokio::runtime::Runtime {
 struct Logs {
     access: Arc<Mutex<Vec<String>>>,
     guest: Arc<Mutex<Vec<String>>>,
+    banner: Arc<Mutex<Vec<String>>>,
 }
 
 impl Logs {
@@ -34,12 +35,16 @@ impl Logs {
     fn guest(&self) -> Vec<String> {
         self.guest.lock().unwrap().clone()
     }
+    fn banner(&self) -> Vec<String> {
+        self.banner.lock().unwrap().clone()
+    }
 }
 
 /// Loopback, ephemeral port, the test build's component and cache, logs kept in memory.
 fn settings(wacht_env: Vec<(String, String)>) -> anyhow::Result<(Settings, Logs)> {
     let (access_log, access) = LogSink::memory();
     let (guest_log, guest) = LogSink::memory();
+    let (banner_log, banner) = LogSink::memory();
     let settings = Settings {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         wasm: wasm_path()?,
@@ -47,10 +52,18 @@ fn settings(wacht_env: Vec<(String, String)>) -> anyhow::Result<(Settings, Logs)
         instances: 4,
         access_log,
         guest_log,
+        banner_log,
         wacht_env,
         ..Settings::default()
     };
-    Ok((settings, Logs { access, guest }))
+    Ok((
+        settings,
+        Logs {
+            access,
+            guest,
+            banner,
+        },
+    ))
 }
 
 struct Reply {
@@ -396,16 +409,32 @@ fn a_guest_timeout_is_a_504_and_the_server_keeps_serving() -> anyhow::Result<()>
 fn oversized_requests_are_refused_before_the_guest() -> anyhow::Result<()> {
     let rt = runtime();
     let s = standin();
-    let (settings, logs) = settings(env_for(&s))?;
+    let (mut settings, logs) = settings(env_for(&s))?;
+    settings.admin_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
     let (max_body, max_header) = (settings.max_body_bytes, settings.max_header_bytes);
     let server = rt.block_on(Server::start(settings))?;
     let addr = server.addr();
+    let admin = server.admin_addr().context("no admin address")?;
     let body = vec![b'x'; max_body + 1];
     send(addr, "/admin/users", &[], &body)?.expect_error(413, "request_too_large")?;
     let big = "a".repeat(max_header + 1);
     let reply = get(addr, "/admin/users", &[("x-padding", &big)])?;
     ensure!(reply.status == 431, "{}", reply.status);
-    ensure!(s.total_count() == 0, "the guest must not have run");
+    ensure!(
+        s.count(Endpoint::Users) + s.count(Endpoint::AuthzCheck) == 0,
+        "the guest must not have run"
+    );
+    // Both are counted, the 431 too, which hyper answers before a request reaches us.
+    let samples = scrape(admin)?;
+    let requests = "wacht_admin_requests_total";
+    ensure!(sample(&samples, requests, &[("status", "413")]) == 1.0);
+    ensure!(
+        sample(
+            &samples,
+            requests,
+            &[("status", "431"), ("credential", "none")]
+        ) == 1.0
+    );
     // A client cannot choose the address the component sees.
     let reply = get(
         addr,
@@ -624,8 +653,9 @@ fn the_admin_listener_serves_health_readiness_and_metrics_that_move() -> anyhow:
     // The operations endpoints are not served on the API's address, nor the API on theirs.
     get(server.addr(), "/metrics", &[])?.expect_error(404, "not_found")?;
     get(admin, "/admin/users", &[])?.expect_error(404, "not_found")?;
-    // Ready: the probe fetches the JWKS once, and later requests use that answer.
-    ensure!(get(admin, "/readyz", &[])?.status == 200);
+    // Ready once the background check has loaded the JWKS (one call), which later requests
+    // use through the shared cache.
+    wait_ready(admin, Duration::from_secs(5))?;
     ensure!(standin.count(Endpoint::Jwks) == 1);
 
     let before = scrape(admin)?;
@@ -672,12 +702,43 @@ fn the_admin_listener_serves_health_readiness_and_metrics_that_move() -> anyhow:
     ensure!(moved(lookups, &[("result", "hit")]) == 1.0);
     ensure!(sample(&after, "wacht_admin_instances", &[("state", "busy")]) == 0.0);
     ensure!(sample(&after, "wacht_admin_instances", &[("state", "idle")]) >= 1.0);
+    ensure!(sample(&after, "wacht_admin_instance_capacity", &[]) == 4.0);
+    // Upstream latency by service, measured where the calls leave the host.
+    let upstream_latency = "wacht_admin_upstream_request_duration_seconds_count";
+    ensure!(moved(upstream_latency, &[("service", "backend")]) == 3.0);
+    ensure!(moved(upstream_latency, &[("service", "gateway")]) == 1.0);
+    ensure!(sample(&after, upstream_latency, &[("service", "jwks")]) == 1.0);
+    ensure!(
+        sample(
+            &after,
+            "wacht_admin_build_info",
+            &[("version", env!("CARGO_PKG_VERSION"))]
+        ) == 1.0
+    );
+    let unix_now = now() as f64;
+    let loaded = sample(
+        &after,
+        "wacht_admin_jwks_last_success_timestamp_seconds",
+        &[],
+    );
+    ensure!(
+        loaded <= unix_now && loaded > unix_now - 60.0,
+        "{loaded} {unix_now}"
+    );
+    ensure!(sample(&after, "process_cpu_seconds_total", &[]) > 0.0);
+    ensure!(sample(&after, "process_resident_memory_bytes", &[]) > 1e6);
+    ensure!(sample(&after, "process_threads", &[]) >= 2.0);
 
-    // --log-format json: every access line is a JSON object with the request's fields.
+    // --log-format json: every access line is a JSON object with the request's fields (and
+    // `null` for what it does not have).
     let access = logs.access();
     let last: Value = serde_json::from_str(access.last().context("no access line")?)?;
     ensure!(
         last["status"] == 401 && last["path"] == "/admin/users",
+        "{last}"
+    );
+    ensure!(
+        last["credential"].is_null() && last["token_cache"].is_null(),
         "{last}"
     );
     let access: Vec<Value> = access
@@ -699,21 +760,64 @@ fn the_admin_listener_serves_health_readiness_and_metrics_that_move() -> anyhow:
     Ok(())
 }
 
+/// `GET /readyz` until it answers 200, at most `limit`; each probe must answer within 1 s.
+fn wait_ready(admin: SocketAddr, limit: Duration) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    loop {
+        let probed = Instant::now();
+        let reply = get(admin, "/readyz", &[])?;
+        ensure!(
+            probed.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            probed.elapsed()
+        );
+        if reply.status == 200 {
+            return Ok(started.elapsed());
+        }
+        ensure!(
+            started.elapsed() < limit,
+            "not ready within {limit:?}: {}",
+            reply.body
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// JWKS timings short enough for a test: the retry (cooldown) 1 s, the TTL 2 s, the stale bound
+/// 5 s.
+fn short_jwks() -> wacht_admin_host::jwks::JwksTiming {
+    wacht_admin_host::jwks::JwksTiming {
+        ttl: Duration::from_secs(2),
+        retry: Duration::from_secs(1),
+        max_stale: Duration::from_secs(5),
+    }
+}
+
 #[test]
-fn readyz_is_503_while_the_jwks_cannot_be_fetched() -> anyhow::Result<()> {
+fn readyz_is_503_before_the_first_jwks_and_200_within_the_cooldown_of_its_recovery()
+-> anyhow::Result<()> {
     let rt = runtime();
     let s = standin();
+    s.set_fault(Endpoint::Jwks, Fault::Status(503));
     let (mut with_session, _logs) = settings(env_for(&s))?;
     with_session.admin_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+    with_session.jwks = short_jwks();
     let server = rt.block_on(Server::start(with_session))?;
     let admin = server.admin_addr().context("no admin address")?;
-    s.set_fault(Endpoint::Jwks, Fault::Status(503));
+    std::thread::sleep(Duration::from_millis(1500));
     let reply = get(admin, "/readyz", &[])?;
     reply.expect_error(503, "not_ready")?;
     ensure!(reply.body.contains("503"), "{}", reply.body);
     ensure!(get(admin, "/healthz", &[])?.status == 200);
+    // One call at start, one per 1 s cooldown since, however the probes came.
+    let failed = s.count(Endpoint::Jwks);
+    ensure!((1..=3).contains(&failed), "{failed} JWKS calls in 1.5 s");
+
     s.set_fault(Endpoint::Jwks, Fault::Normal);
-    ensure!(get(admin, "/readyz", &[])?.status == 200);
+    let took = wait_ready(admin, Duration::from_secs(3))?;
+    eprintln!("ready {took:?} after the JWKS recovered (cooldown 1 s)");
+    ensure!(took < Duration::from_millis(1500), "{took:?}");
+
     // Without session configuration (no publishable key) nothing is fetched: ready at once.
     let env: Vec<(String, String)> = env_for(&s)
         .into_iter()
@@ -724,8 +828,190 @@ fn readyz_is_503_while_the_jwks_cannot_be_fetched() -> anyhow::Result<()> {
     let machine_only = rt.block_on(Server::start(machine_settings))?;
     let jwks_calls = s.count(Endpoint::Jwks);
     ensure!(get(machine_only.admin_addr().context("admin")?, "/readyz", &[])?.status == 200);
+    std::thread::sleep(Duration::from_millis(200));
     ensure!(s.count(Endpoint::Jwks) == jwks_calls);
     rt.block_on(server.shutdown())?;
     rt.block_on(machine_only.shutdown())?;
+    Ok(())
+}
+
+/// While the JWKS hangs: every probe answers within 1 s, ready while the last usable set is
+/// within the stale bound, and at most one upstream call per TTL however often it is probed.
+#[test]
+fn readyz_during_a_jwks_outage_answers_at_once_and_calls_once_per_ttl() -> anyhow::Result<()> {
+    let rt = runtime();
+    let s = standin();
+    let env = with(env_for(&s), "WACHT_UPSTREAM_TIMEOUT_MS", "800");
+    let (mut settings, _logs) = settings(env)?;
+    settings.admin_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+    settings.jwks = short_jwks();
+    let server = rt.block_on(Server::start(settings))?;
+    let admin = server.admin_addr().context("no admin address")?;
+    wait_ready(admin, Duration::from_secs(5))?;
+    s.set_fault(Endpoint::Jwks, Fault::Hang);
+    let outage = Instant::now();
+    let before = s.count(Endpoint::Jwks);
+    let (mut probes, mut slowest) = (0, Duration::ZERO);
+    let mut ready_until = None;
+    let mut calls_within_bound = 0;
+    // The set came at most 2 s ago (the TTL): it serves until 3-5 s from now.
+    while outage.elapsed() < Duration::from_secs(6) {
+        let probed = Instant::now();
+        let reply = get(admin, "/readyz", &[])?;
+        slowest = slowest.max(probed.elapsed());
+        probes += 1;
+        match reply.status {
+            200 => ensure!(ready_until.is_none(), "ready again during the outage"),
+            503 => {
+                if ready_until.is_none() {
+                    ready_until = Some(outage.elapsed());
+                    calls_within_bound = s.count(Endpoint::Jwks) - before;
+                }
+                ensure!(reply.body.contains("past the"), "{}", reply.body);
+            }
+            other => anyhow::bail!("{other} {}", reply.body),
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let ready_until = ready_until.context("still ready 6 s into the outage")?;
+    eprintln!(
+        "outage: {probes} probes, slowest {slowest:?}, ready for {ready_until:?}, {calls_within_bound} \
+         JWKS calls within the stale bound, {} in all",
+        s.count(Endpoint::Jwks) - before
+    );
+    ensure!(slowest < Duration::from_secs(1), "a probe took {slowest:?}");
+    ensure!(
+        ready_until >= Duration::from_millis(2500) && ready_until <= Duration::from_millis(5500),
+        "{ready_until:?}"
+    );
+    // Within the bound: one call per 2 s TTL at most (ready for at most 5 s: 3 calls).
+    ensure!(
+        calls_within_bound <= 3,
+        "{calls_within_bound} calls for {probes} probes"
+    );
+    ensure!(get(admin, "/healthz", &[])?.status == 200);
+    rt.block_on(server.shutdown())?;
+    Ok(())
+}
+
+/// A configuration the component would refuse stops the start, naming the variable and not
+/// its value; an unknown WACHT_* name is a warning with the nearest known one.
+#[test]
+fn a_refused_configuration_stops_the_start_and_unknown_names_are_warned_about() -> anyhow::Result<()>
+{
+    let rt = runtime();
+    let s = standin();
+    let (bad, _logs) = settings(with(env_for(&s), "WACHT_CLOCK_SKEW_SECS", "abc-value"))?;
+    let err = rt
+        .block_on(Server::start(bad))
+        .err()
+        .context("started with WACHT_CLOCK_SKEW_SECS=abc-value")?;
+    ensure!(
+        err.downcast_ref::<wacht_admin_host::environment::ConfigRefused>()
+            .is_some(),
+        "{err:#}"
+    );
+    let message = format!("{err:#}");
+    ensure!(message.contains("WACHT_CLOCK_SKEW_SECS"), "{message}");
+    ensure!(!message.contains("abc-value"), "{message}");
+    ensure!(s.total_count() == 0, "nothing was fetched");
+
+    let (mut typo, logs) = settings(env_for(&s))?;
+    typo.env_notes = wacht_admin_host::environment::check_names(
+        ["WACHT_CORS_ORIGIN", "WACHT_POOL_SIZE", "WACHT_API_KEY"],
+        &[],
+    );
+    let server = rt.block_on(Server::start(typo))?;
+    let guest = logs.guest().join("\n");
+    ensure!(
+        guest.contains("WARN") && guest.contains("did you mean WACHT_CORS_ORIGINS?"),
+        "{guest}"
+    );
+    ensure!(
+        guest.contains("WACHT_POOL_SIZE is a setting of the Cloudflare Workers shim"),
+        "{guest}"
+    );
+    rt.block_on(server.shutdown())?;
+    Ok(())
+}
+
+/// Demo mode with --log-format json: every line of every sink is one JSON object with
+/// timestamp, level and message; the banner is one event with the curl lines; the access event
+/// and the component's merged access line have typed fields.
+#[test]
+fn demo_mode_logs_only_json_objects() -> anyhow::Result<()> {
+    let rt = runtime();
+    let (mut settings, logs) = settings(vec![])?;
+    settings.log_format = wacht_admin_host::settings::LogFormat::Json;
+    let server = rt.block_on(Server::start(settings))?;
+    server.announce();
+    server
+        .logger()
+        .info("SIGTERM: finishing in-flight requests");
+    let banner = logs.banner();
+    ensure!(banner.len() == 1, "{banner:#?}");
+    let banner: Value = serde_json::from_str(&banner[0])?;
+    ensure!(
+        banner["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("DEMO MODE")),
+        "{banner}"
+    );
+    let curl = banner["curl_session"].as_str().context("no curl_session")?;
+    let (url, (name, value)) = parse_curl(curl)?;
+    let path = url
+        .strip_prefix(&server.url())
+        .context("not the server's URL")?;
+    get(server.addr(), path, &[(name.as_str(), value.as_str())])?.expect_users()?;
+    get(server.addr(), "/admin/users", &[])?.expect_error(401, "missing_credentials")?;
+    get(server.addr(), "/nope", &[])?.expect_error(404, "not_found")?;
+    rt.block_on(server.shutdown())?;
+
+    let mut all = Vec::new();
+    for (sink, lines) in [
+        ("access", logs.access()),
+        ("guest", logs.guest()),
+        ("banner", logs.banner()),
+    ] {
+        for line in lines {
+            let v: Value =
+                serde_json::from_str(&line).with_context(|| format!("{sink}: {line}"))?;
+            ensure!(v.is_object(), "{sink}: {line}");
+            for field in ["timestamp", "level", "message"] {
+                ensure!(v[field].is_string(), "{sink} without {field}: {line}");
+            }
+            all.push(v);
+        }
+    }
+    let access: Vec<&Value> = all.iter().filter(|v| v["target"] == "access").collect();
+    let statuses: Vec<u64> = access.iter().filter_map(|v| v["status"].as_u64()).collect();
+    ensure!(statuses == [200, 401, 404], "{access:#?} {all:#?}");
+    ensure!(
+        access[1]["credential"].is_null() && access[1]["ms"].is_number(),
+        "{}",
+        access[1]
+    );
+    // The component's own access line, merged: typed fields, no escaped JSON in the message.
+    let component: Vec<&Value> = all
+        .iter()
+        .filter(|v| v["target"] == "guest" && v["message"] == "wacht-admin")
+        .collect();
+    let statuses: Vec<u64> = component
+        .iter()
+        .filter_map(|v| v["status"].as_u64())
+        .collect();
+    ensure!(statuses == [200, 401, 404], "{component:#?}");
+    ensure!(component[0]["credential"] == "session", "{}", component[0]);
+    ensure!(component[1]["credential"].is_null(), "{}", component[1]);
+    ensure!(
+        component
+            .iter()
+            .all(|v| v["duration_ms"].is_number() && v["req"].is_u64())
+    );
+    ensure!(
+        all.iter()
+            .all(|v| !v["message"].as_str().unwrap_or("").contains("\"msg\"")),
+        "an escaped component line"
+    );
     Ok(())
 }
