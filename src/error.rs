@@ -19,6 +19,27 @@ use crate::reply::{Reply, error_reply};
 use crate::request::RequestError;
 use crate::upstream::{Service, TransportError};
 
+/// Every error code the component answers with ([`Error::code`], and the CORS refusals): the
+/// access line's `error` field takes only these, and the native host labels its metrics with them.
+pub const CODES: [&str; 16] = [
+    "invalid_query",
+    "bad_request",
+    "missing_credentials",
+    "invalid_token",
+    "invalid_credentials",
+    "forbidden",
+    "origin_not_allowed",
+    "not_found",
+    "method_not_allowed",
+    "rate_limited",
+    "configuration_error",
+    "upstream_error",
+    "upstream_auth_failed",
+    "upstream_rate_limited",
+    "upstream_unavailable",
+    "upstream_timeout",
+];
+
 #[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
 pub enum Error {
     #[error(transparent)]
@@ -284,6 +305,11 @@ mod tests {
             (AgeError::TooOld(3600).into(), 502, "upstream_error"),
         ];
         for (err, status, code) in cases {
+            assert!(
+                CODES.contains(&err.code()),
+                "{} is not in CODES",
+                err.code()
+            );
             let reply = err.reply("req-1");
             assert_eq!(reply.status(), status, "{err:?}");
             assert_eq!(header(&reply, "content-type"), Some("application/json"));
@@ -298,6 +324,12 @@ mod tests {
                 "{err:?}"
             );
         }
+    }
+
+    #[test]
+    fn codes_hold_the_cors_refusals_too() {
+        assert!(CODES.contains(&crate::cors::ORIGIN_NOT_ALLOWED));
+        assert!(CODES.contains(&crate::cors::BAD_PREFLIGHT));
     }
 
     #[test]

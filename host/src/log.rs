@@ -26,6 +26,7 @@ use tracing_subscriber::fmt::format::{Format, Json, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
 use tracing_subscriber::registry::LookupSpan;
 use wacht_admin::credentials::KINDS;
+use wacht_admin::error::CODES;
 use wacht_admin::handler::{ACCESS_LOG_MSG, TOKEN_CACHE_RESULTS};
 
 use crate::settings::{LogFormat, LogSink};
@@ -44,6 +45,8 @@ const COLLISION_PREFIX: &str = "component_";
 #[derive(Debug)]
 pub(crate) struct Access<'a> {
     pub id: u64,
+    /// The `X-Request-Id` of the answer, the one the component saw too.
+    pub request_id: &'a str,
     pub peer: SocketAddr,
     pub method: &'a str,
     pub path: &'a str,
@@ -62,6 +65,7 @@ pub(crate) struct Access<'a> {
 #[derive(serde::Serialize)]
 struct AccessFields<'a> {
     req: u64,
+    request_id: &'a str,
     peer: SocketAddr,
     method: &'a str,
     path: &'a str,
@@ -172,6 +176,7 @@ impl Logger {
             LogFormat::Text => tracing::info!(
                 target: ACCESS,
                 req = a.id,
+                request_id = %a.request_id,
                 peer = %a.peer,
                 method = %a.method,
                 path = %a.path,
@@ -187,6 +192,7 @@ impl Logger {
             LogFormat::Json => {
                 let fields = AccessFields {
                     req: a.id,
+                    request_id: a.request_id,
                     peer: a.peer,
                     method: a.method,
                     path: a.path,
@@ -374,6 +380,8 @@ impl std::io::Write for SinkWriter<'_> {
 pub(crate) struct ComponentLine {
     pub credential: Option<&'static str>,
     pub token_cache: Option<&'static str>,
+    /// The error code of a non-2xx answer ([`wacht_admin::error::CODES`]).
+    pub error: Option<&'static str>,
 }
 
 impl ComponentLine {
@@ -397,13 +405,14 @@ impl ComponentLine {
                 match key {
                     "credential" => parsed.credential = word(value, &KINDS),
                     "token_cache" => parsed.token_cache = word(value, &TOKEN_CACHE_RESULTS),
+                    "error" => parsed.error = word(value, &CODES),
                     _ => {}
                 }
             }
             return Some(parsed);
         }
         if line.starts_with('{') {
-            // Only the three fields, borrowed where unescaped: no map built per request.
+            // Only the fields the metrics read, borrowed where unescaped: no map built per request.
             let v: JsonLine<'_> = serde_json::from_str(line).ok()?;
             if v.msg != ACCESS_LOG_MSG {
                 return None;
@@ -412,6 +421,7 @@ impl ComponentLine {
             return Some(ComponentLine {
                 credential: field(v.credential, &KINDS),
                 token_cache: field(v.token_cache, &TOKEN_CACHE_RESULTS),
+                error: field(v.error, &CODES),
             });
         }
         None
@@ -427,6 +437,8 @@ struct JsonLine<'a> {
     credential: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     token_cache: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    error: Option<Cow<'a, str>>,
 }
 
 /// `value` as one of `words`; `-` (none) is `None`, anything else `other`.
@@ -457,6 +469,7 @@ mod tests {
             ComponentLine {
                 credential: Some("session"),
                 token_cache: Some("hit"),
+                error: None,
             }
         );
         let api_key = r#"{"msg":"wacht-admin","credential":"api_key","token_cache":"sideways"}"#;
@@ -465,6 +478,7 @@ mod tests {
             ComponentLine {
                 credential: Some("api_key"),
                 token_cache: Some("other"),
+                error: None,
             }
         );
         assert_eq!(ComponentLine::find(json), ComponentLine::default());
@@ -485,6 +499,7 @@ mod tests {
     fn access(credential: Option<&'static str>) -> Access<'static> {
         Access {
             id: 7,
+            request_id: "r-7",
             peer: SocketAddr::from(([127, 0, 0, 1], 9)),
             method: "GET",
             path: "/admin/users",
@@ -493,7 +508,7 @@ mod tests {
             ms: 0.5,
             component: ComponentLine {
                 credential,
-                token_cache: None,
+                ..ComponentLine::default()
             },
             instance: None,
             uses: Some(3),
@@ -620,6 +635,7 @@ mod tests {
             ComponentLine {
                 credential: Some("api_key"),
                 token_cache: None,
+                error: None,
             }
         );
         let text = "wacht-admin method=GET status=401 error=invalid_token request_id=r credential=session token_cache=miss";
@@ -628,7 +644,13 @@ mod tests {
             ComponentLine {
                 credential: Some("session"),
                 token_cache: Some("miss"),
+                error: Some("invalid_token"),
             }
         );
+        // A code outside the fixed set is `other`: the metric's label stays bounded.
+        let odd = "wacht-admin status=500 error=brand_new_code";
+        assert_eq!(ComponentLine::find(odd).error, Some("other"));
+        let json = r#"{"msg":"wacht-admin","status":403,"error":"forbidden"}"#;
+        assert_eq!(ComponentLine::find(json).error, Some("forbidden"));
     }
 }

@@ -36,7 +36,20 @@ struct RequestLabels {
     status: u16,
     /// The component's word (`session`, `api_key`, `oauth_access_token`), or `none`.
     credential: &'static str,
+    /// The error code ([`wacht_admin::error::CODES`] or the host's own), `none` on a 2xx,
+    /// `other` for a word outside the fixed set: a bounded label.
+    error: &'static str,
 }
+
+/// The codes of the answers the host gives itself (server.rs), and hyper's 431.
+pub const HOST_CODES: [&str; 6] = [
+    "bad_request",
+    "request_too_large",
+    "overloaded",
+    "component_error",
+    "component_timeout",
+    "headers_too_large",
+];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct UpstreamLabels {
@@ -85,7 +98,7 @@ impl Metrics {
         let requests = Family::<RequestLabels, Counter>::default();
         ours.register(
             "requests",
-            "Requests answered, by status and by the credential the component saw (431: refused by the HTTP server before it read a request)",
+            "Requests answered, by status, the credential the component saw and the error code (431: refused by the HTTP server before it read a request)",
             requests.clone(),
         );
         let latency = latency_histogram();
@@ -157,15 +170,35 @@ impl Metrics {
             .get_or_create(&RequestLabels {
                 status,
                 credential: "none",
+                error: "headers_too_large",
             })
             .inc();
     }
 
-    pub(crate) fn request(&self, status: u16, component: ComponentLine, elapsed: Duration) {
+    /// One answered request. `host_error` is the host's code when the host answered itself.
+    pub(crate) fn request(
+        &self,
+        status: u16,
+        component: ComponentLine,
+        host_error: Option<&'static str>,
+        elapsed: Duration,
+    ) {
+        let error = match host_error.or(component.error) {
+            Some(code)
+                if HOST_CODES.contains(&code) || wacht_admin::error::CODES.contains(&code) =>
+            {
+                code
+            }
+            Some(_) => "other",
+            None if (200..300).contains(&status) => "none",
+            // A non-2xx without a code the host could read.
+            None => "other",
+        };
         self.requests
             .get_or_create(&RequestLabels {
                 status,
                 credential: component.credential.unwrap_or("none"),
+                error,
             })
             .inc();
         self.latency.observe(elapsed.as_secs_f64());
@@ -381,7 +414,19 @@ mod tests {
     #[test]
     fn the_output_has_build_info_process_metrics_and_long_buckets() {
         let metrics = Metrics::new();
-        metrics.request(200, ComponentLine::default(), Duration::from_secs(45));
+        metrics.request(200, ComponentLine::default(), None, Duration::from_secs(45));
+        let refused = ComponentLine {
+            error: Some("invalid_token"),
+            credential: Some("session"),
+            ..ComponentLine::default()
+        };
+        metrics.request(401, refused, None, Duration::from_millis(1));
+        metrics.request(
+            503,
+            ComponentLine::default(),
+            Some("overloaded"),
+            Duration::ZERO,
+        );
         metrics.refused(431);
         let text = metrics.encode();
         let version = env!("CARGO_PKG_VERSION");
@@ -394,19 +439,29 @@ mod tests {
         assert!(text.contains("\nprocess_cpu_seconds_total "), "{text}");
         assert!(text.contains("\nprocess_resident_memory_bytes "), "{text}");
         assert!(text.contains("\nprocess_start_time_seconds "), "{text}");
-        // A 45 s request is below the 65.5 s bucket and above the 32.8 s one.
+        // A 45 s request is below the 65.5 s bucket and above the 32.8 s one (beside the two
+        // short ones).
         assert!(
-            text.contains("wacht_admin_request_duration_seconds_bucket{le=\"32.768\"} 0"),
+            text.contains("wacht_admin_request_duration_seconds_bucket{le=\"32.768\"} 2"),
             "{text}"
         );
         assert!(
-            text.contains("wacht_admin_request_duration_seconds_bucket{le=\"65.536\"} 1"),
+            text.contains("wacht_admin_request_duration_seconds_bucket{le=\"65.536\"} 3"),
             "{text}"
         );
         assert!(
-            text.contains("wacht_admin_requests_total{status=\"431\",credential=\"none\"} 1"),
+            text.contains(
+                "wacht_admin_requests_total{status=\"431\",credential=\"none\",error=\"headers_too_large\"} 1"
+            ),
             "{text}"
         );
+        for line in [
+            "wacht_admin_requests_total{status=\"200\",credential=\"none\",error=\"none\"} 1",
+            "wacht_admin_requests_total{status=\"401\",credential=\"session\",error=\"invalid_token\"} 1",
+            "wacht_admin_requests_total{status=\"503\",credential=\"none\",error=\"overloaded\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
     }
 
     #[test]

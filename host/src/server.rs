@@ -512,15 +512,21 @@ struct Note {
 type Reply = Response<Full<Bytes>>;
 
 impl Front {
-    async fn respond(&self, req: Request<Incoming>, peer: SocketAddr) -> Reply {
+    async fn respond(&self, mut req: Request<Incoming>, peer: SocketAddr) -> Reply {
         let started = Instant::now();
         let id = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
         let method = printable(req.method().as_str(), 16);
         let path = printable(req.uri().path(), 128);
-        let (reply, note) = match self.dispatch(req, peer, id).await {
+        // Decided here, as the component decides it, and handed to the component in the
+        // request: the host's own answers and the component's carry the same id.
+        let request_id = request_id(req.headers(), id);
+        if let Ok(value) = HeaderValue::from_str(&request_id) {
+            req.headers_mut().insert(REQUEST_ID, value);
+        }
+        let (mut reply, note) = match self.dispatch(req, peer, id).await {
             Ok(served) => served,
             Err((status, code, message)) => {
-                let mut reply = json_error(status, code, &message);
+                let mut reply = api_error(status, code, &message, &request_id);
                 if status == StatusCode::SERVICE_UNAVAILABLE {
                     reply
                         .headers_mut()
@@ -535,11 +541,16 @@ impl Front {
                 )
             }
         };
+        if let Ok(value) = HeaderValue::from_str(&request_id) {
+            reply.headers_mut().insert(REQUEST_ID, value);
+        }
         let elapsed = started.elapsed();
         let status = reply.status().as_u16();
-        self.metrics.request(status, note.component, elapsed);
+        self.metrics
+            .request(status, note.component, note.error, elapsed);
         self.logger.access(&Access {
             id,
+            request_id: &request_id,
             peer,
             method: &method,
             path: &path,
@@ -658,7 +669,30 @@ fn bad_target() -> (StatusCode, &'static str, String) {
     (StatusCode::BAD_REQUEST, "bad_request", message)
 }
 
-/// `{"error": code, "message": text}`, as the component answers its own errors.
+/// The request id of a request: the caller's `X-Request-Id` when the component would keep it,
+/// else a fresh one (the component's own rule, `wacht_admin::trace`).
+fn request_id(headers: &http::HeaderMap, seq: u64) -> String {
+    let mut random = [0u8; wacht_admin::trace::RANDOM_BYTES];
+    // The request's number first: should the system's randomness fail, ids stay unique within
+    // the process.
+    for (slot, byte) in random.iter_mut().zip(seq.to_be_bytes()) {
+        *slot = byte;
+    }
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut random);
+    wacht_admin::trace::Trace::from_headers(headers, &random).request_id
+}
+
+const REQUEST_ID: http::header::HeaderName = http::header::HeaderName::from_static("x-request-id");
+
+/// An error answer of the API, with its request id: `{"error", "message", "request_id"}`, as
+/// the component answers its own.
+fn api_error(status: StatusCode, code: &str, message: &str, request_id: &str) -> Reply {
+    let body = serde_json::json!({ "error": code, "message": message, "request_id": request_id })
+        .to_string();
+    reply(status, "application/json", body)
+}
+
+/// `{"error": code, "message": text}`: the operations endpoints' answers.
 pub(crate) fn json_error(status: StatusCode, code: &str, message: &str) -> Reply {
     let body = serde_json::json!({ "error": code, "message": message }).to_string();
     reply(status, "application/json", body)
