@@ -675,17 +675,9 @@ fn gateway_denials() {
         ),
     ];
     for (answer, status, code) in cases {
-        let mut answer = Some(answer);
-        let mut up = Fake {
-            sent: vec![],
-            script: Box::new(move |s| match s.service {
-                Service::Gateway => answer.take().unwrap(),
-                _ => ok(200, PAGE),
-            }),
-        };
-        let o = once("/admin/users", &[("x-api-key", "ak_1")], &cfg, &mut up);
+        let (o, sent) = machine_with(&cfg, answer);
         assert_eq!(status_code(&o), (status, code.to_string()));
-        assert_eq!(up.sent.len(), 1, "no backend call after a denial");
+        assert_eq!(sent.len(), 1, "no backend call after a denial");
         if status == 429 {
             assert_eq!(header(&o.reply, "retry-after"), Some("3"));
         }
@@ -694,10 +686,20 @@ fn gateway_denials() {
 
 /// One machine-credential request against a gateway that answers `answer`.
 fn machine(cfg: &Result<Config, ConfigError>, answer: String) -> (Outcome, Vec<Sent>) {
+    machine_with(cfg, ok(200, &answer))
+}
+
+/// One API-key request against a gateway whose one answer is `answer` (a status and body, or a
+/// transport failure); every other service answers normally.
+fn machine_with(
+    cfg: &Result<Config, ConfigError>,
+    answer: Result<OutResponse, TransportError>,
+) -> (Outcome, Vec<Sent>) {
+    let mut answer = Some(answer);
     let mut up = Fake {
         sent: vec![],
         script: Box::new(move |s| match s.service {
-            Service::Gateway => ok(200, &answer),
+            Service::Gateway => answer.take().unwrap_or(Err(TransportError::Failed)),
             _ => ok(200, PAGE),
         }),
     };
@@ -1137,24 +1139,12 @@ fn an_invalid_inline_jwks_is_a_configuration_error_for_every_request() {
 
 #[test]
 fn the_gateway_request_id_cannot_forge_log_lines() {
-    let mut up = Fake {
-        sent: vec![],
-        script: Box::new(|s| match s.service {
-            Service::Gateway => ok(
-                200,
-                &format!(
-                    r#"{{"request_id":"r1\nwacht-admin forged=1","allowed":true,"identity":{}}}"#,
-                    identity()
-                ),
-            ),
-            _ => ok(200, PAGE),
-        }),
-    };
-    let o = once(
-        "/admin/users",
-        &[("x-api-key", "ak_1")],
+    let (o, _) = machine(
         &config(&[]),
-        &mut up,
+        format!(
+            r#"{{"request_id":"r1\nwacht-admin forged=1","allowed":true,"identity":{}}}"#,
+            identity()
+        ),
     );
     assert_eq!(o.reply.status().as_u16(), 200);
     let line = o.log_line(LogFormat::Text, "GET", "/admin/users", 0);

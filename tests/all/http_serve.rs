@@ -22,7 +22,7 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-struct Logs {
+pub(crate) struct Logs {
     access: Arc<Mutex<Vec<String>>>,
     guest: Arc<Mutex<Vec<String>>>,
     banner: Arc<Mutex<Vec<String>>>,
@@ -41,7 +41,7 @@ impl Logs {
 }
 
 /// Loopback, ephemeral port, the test build's component and cache, logs kept in memory.
-fn settings(wacht_env: Vec<(String, String)>) -> anyhow::Result<(Settings, Logs)> {
+pub(crate) fn settings(wacht_env: Vec<(String, String)>) -> anyhow::Result<(Settings, Logs)> {
     let (access_log, access) = LogSink::memory();
     let (guest_log, guest) = LogSink::memory();
     let (banner_log, banner) = LogSink::memory();

@@ -3,16 +3,14 @@
 //! with every check it has. A schema that promises what the code refuses, or an answer the
 //! schema does not describe, fails here.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context as _, ensure};
-use wacht_admin_host::settings::LogSink;
-use wacht_admin_host::{Server, Settings};
+use wacht_admin_host::Server;
 
-use crate::common::{engine_options, repo_root, wasm_path};
+use crate::common::repo_root;
 
 const HINT: &str = "run `make pytools` (make test does)";
 /// Examples per operation and phase: bounded, so the run takes seconds, not minutes.
@@ -32,22 +30,11 @@ fn schemathesis_finds_nothing_against_the_demo_server() -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let (access_log, _) = LogSink::memory();
-    let (guest_log, _) = LogSink::memory();
-    let settings = Settings {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        wasm: wasm_path()?,
-        cache_dir: engine_options().cache_dir,
-        instances: 4,
-        access_log,
-        guest_log,
-        // The preflight operation needs a configured origin to answer anything but 405.
-        wacht_env: vec![(
-            "WACHT_CORS_ORIGINS".to_string(),
-            "https://admin.example.com".to_string(),
-        )],
-        ..Settings::default()
-    };
+    // The preflight operation needs a configured origin to answer anything but 405.
+    let (settings, _logs) = crate::http_serve::settings(vec![(
+        "WACHT_CORS_ORIGINS".to_string(),
+        "https://admin.example.com".to_string(),
+    )])?;
     let server = rt.block_on(Server::start(settings))?;
     let token = server
         .demo()
