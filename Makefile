@@ -61,12 +61,12 @@ $(PYTOOLS_STAMP):
 
 ## serve: the component on the embedded wasmtime host, http://127.0.0.1:$${PORT:-8080}/admin/users
 # Without WACHT_API_KEY it runs in demo mode (a stand-in Wacht on loopback, curl lines printed).
-# The `host` profile without LTO: thin LTO costs ~3.5 min more on a cold build and ~6 min per
-# host edit on 2 cores, for no measurable speed-up (host/README.md). Compiled code is cached in
-# target/wasmtime-cache, so later starts take ~10 ms.
+# The `serve` profile: `host` (no LTO: thin LTO costs ~3.5 min more cold and ~6 min per host edit
+# on 2 cores, for no measurable speed-up) with Cranelift unoptimized (host/README.md). Compiled
+# code is cached in target/wasmtime-cache, so later starts take ~10 ms.
 serve: build
-	$(CARGO) build --profile host -p wacht-admin-host --features demo --bin wacht-admin-host
-	PORT=$(PORT) target/host/wacht-admin-host --wasm $(WASM_HOST_VERIFIER) --cache-dir target/wasmtime-cache
+	$(CARGO) build --profile serve -p wacht-admin-host --features demo --bin wacht-admin-host
+	PORT=$(PORT) target/serve/wacht-admin-host --wasm $(WASM_HOST_VERIFIER) --cache-dir target/wasmtime-cache
 
 ## bench: req/s and p50/p99 at 1 and 16 connections, wrk at 4, upstream alone, ES256 cost, cold start, JWKS calls
 # Then the Worker in workerd (pool vs one instance per request), then one side-by-side table: the guide's

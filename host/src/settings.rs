@@ -360,7 +360,7 @@ impl Settings {
     }
 }
 
-/// Where `--wasm`'s default is looked for, in order: beside this binary (`target/host/` or
+/// Where `--wasm`'s default is looked for, in order: beside this binary (`target/serve/`, `target/host/` or
 /// `target/debug/` next to `target/host-verifier/`), then the path `make build` writes,
 /// relative to the current directory.
 pub fn wasm_candidates(exe: Option<&Path>) -> Vec<PathBuf> {
